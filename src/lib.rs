@@ -1,0 +1,10 @@
+//! phigate: a messaging gateway that decides, per recipient, which events a
+//! healthcare plugin receives and which PHI it may see.
+//!
+//! See ARCHITECTURE.md for a map of the modules and the invariants between
+//! them.
+
+pub mod cli;
+pub mod config;
+pub mod load;
+pub mod rules;
