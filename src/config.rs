@@ -247,22 +247,34 @@ impl Config {
             "development" => Profile::Development,
             "production" => Profile::Production,
             other => {
-                problem("server.profile", format!("expected \"development\" or \"production\", found \"{other}\""));
+                problem(
+                    "server.profile",
+                    format!("expected \"development\" or \"production\", found \"{other}\""),
+                );
                 Profile::Development
             }
         };
         if raw.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            problem("server.listen", "expected an address such as \"127.0.0.1:8443\"".into());
+            problem(
+                "server.listen",
+                "expected an address such as \"127.0.0.1:8443\"".into(),
+            );
         }
         let database = match raw.storage.url.strip_prefix("sqlite://") {
             Some(file) if !file.is_empty() => resolve(file),
             _ => {
-                problem("storage.url", "expected a URL such as \"sqlite://data/phigate.db\"".into());
+                problem(
+                    "storage.url",
+                    "expected a URL such as \"sqlite://data/phigate.db\"".into(),
+                );
                 PathBuf::new()
             }
         };
         if raw.rules.paths.is_empty() {
-            problem("rules.paths", "name at least one file or folder of rules".into());
+            problem(
+                "rules.paths",
+                "name at least one file or folder of rules".into(),
+            );
         }
         let max_payload_size = parse_size(&raw.messaging.max_payload_size).unwrap_or_else(|why| {
             problem("messaging.max_payload_size", why);
@@ -272,7 +284,10 @@ impl Config {
             "fail-closed" => FilterMode::FailClosed,
             "fail-open" => FilterMode::FailOpen,
             other => {
-                problem("messaging.filter_mode", format!("expected \"fail-closed\" or \"fail-open\", found \"{other}\""));
+                problem(
+                    "messaging.filter_mode",
+                    format!("expected \"fail-closed\" or \"fail-open\", found \"{other}\""),
+                );
                 FilterMode::FailClosed
             }
         };
@@ -289,7 +304,10 @@ impl Config {
         let retry_base = duration("delivery.retry_base", &raw.delivery.retry_base);
         let retry_max = duration("delivery.retry_max", &raw.delivery.retry_max);
         if retry_max < retry_base {
-            problem("delivery.retry_max", "must not be shorter than `delivery.retry_base`".into());
+            problem(
+                "delivery.retry_max",
+                "must not be shorter than `delivery.retry_base`".into(),
+            );
         }
 
         if !problems.is_empty() {
@@ -329,7 +347,9 @@ pub fn base_dir_of(config_path: &Path) -> PathBuf {
 /// powers of 1024.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
@@ -353,7 +373,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
@@ -363,7 +385,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
         "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("unknown duration unit in \"{text}\"; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "unknown duration unit in \"{text}\"; use ms, s, m or h"
+            ));
+        }
     };
     Ok(duration)
 }
@@ -393,7 +419,11 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_by_name() {
         let problem = RawConfig::parse("[messaging]\nmax_payload = \"1MB\"\n").unwrap_err();
-        assert!(problem.message.contains("max_payload"), "{}", problem.message);
+        assert!(
+            problem.message.contains("max_payload"),
+            "{}",
+            problem.message
+        );
         assert!(problem.span.is_some());
     }
 

@@ -69,7 +69,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), LoadError> {
 
 /// Reads rule files into `sources`. A file that is not UTF-8 is kept as an
 /// empty file and reported, so one bad file does not hide the others.
-pub fn read_rule_files(files: &[PathBuf], sources: &mut Sources) -> Result<Vec<Diagnostic>, LoadError> {
+pub fn read_rule_files(
+    files: &[PathBuf],
+    sources: &mut Sources,
+) -> Result<Vec<Diagnostic>, LoadError> {
     let mut findings = Vec::new();
     for path in files {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable {

@@ -9,7 +9,9 @@ use clap::{Args, ValueEnum};
 use super::{DEFAULT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::config::{Config, RawConfig, base_dir_of};
 use crate::load;
-use crate::rules::{self, CheckOptions, Diagnostic, FileId, Severity, Sources, Span, codes, render};
+use crate::rules::{
+    self, CheckOptions, Diagnostic, FileId, Severity, Sources, Span, codes, render,
+};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -55,7 +57,13 @@ pub fn run(config_arg: Option<&Path>, args: CheckArgs) -> u8 {
 
     let rule_paths = match (&args.paths, &config) {
         (paths, _) if !paths.is_empty() => paths.clone(),
-        (_, Some(ConfigFile { config: Some(config), .. })) => config.rule_paths.clone(),
+        (
+            _,
+            Some(ConfigFile {
+                config: Some(config),
+                ..
+            }),
+        ) => config.rule_paths.clone(),
         _ => vec![PathBuf::from("rules")],
     };
     let files = match load::find_rule_files(&rule_paths) {
@@ -120,13 +128,17 @@ struct ConfigFile {
 
 /// Reads the configuration named by `--config`, or `phigate.toml` when it
 /// exists. An explicitly named file that cannot be read is a usage error.
-fn read_config(config_arg: Option<&Path>, sources: &mut Sources) -> Result<Option<ConfigFile>, String> {
+fn read_config(
+    config_arg: Option<&Path>,
+    sources: &mut Sources,
+) -> Result<Option<ConfigFile>, String> {
     let path = match config_arg {
         Some(path) => path.to_path_buf(),
         None if Path::new(DEFAULT_CONFIG).is_file() => PathBuf::from(DEFAULT_CONFIG),
         None => return Ok(None),
     };
-    let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let id = sources.add(&path, text.clone());
 
     let (raw, config, problems) = match RawConfig::parse(&text) {
@@ -188,23 +200,39 @@ fn config_findings(config: &ConfigFile, sources: &Sources, production: bool) -> 
     }
     if !raw.messaging.audit_enabled {
         findings.push(
-            Diagnostic::new(codes::AUDIT_DISABLED, key_span(config.id, text, "messaging.audit_enabled"), "audit is disabled")
-                .with_help("production requires `messaging.audit_enabled = true`"),
+            Diagnostic::new(
+                codes::AUDIT_DISABLED,
+                key_span(config.id, text, "messaging.audit_enabled"),
+                "audit is disabled",
+            )
+            .with_help("production requires `messaging.audit_enabled = true`"),
         );
     }
     if raw.messaging.filter_mode == "fail-open" {
         findings.push(
-            Diagnostic::new(codes::FAIL_OPEN, key_span(config.id, text, "messaging.filter_mode"), "filter errors fail open")
-                .with_label("a failed action would let a value through untransformed")
-                .with_help("production requires `messaging.filter_mode = \"fail-closed\"`"),
+            Diagnostic::new(
+                codes::FAIL_OPEN,
+                key_span(config.id, text, "messaging.filter_mode"),
+                "filter errors fail open",
+            )
+            .with_label("a failed action would let a value through untransformed")
+            .with_help("production requires `messaging.filter_mode = \"fail-closed\"`"),
         );
     }
     for key in ["server.tls_cert", "server.tls_key"] {
-        let value = if key.ends_with("cert") { &raw.server.tls_cert } else { &raw.server.tls_key };
+        let value = if key.ends_with("cert") {
+            &raw.server.tls_cert
+        } else {
+            &raw.server.tls_key
+        };
         if value.trim().is_empty() {
             findings.push(
-                Diagnostic::new(codes::NO_TLS, key_span(config.id, text, key), format!("`{key}` is empty: no TLS"))
-                    .with_help("production serves HTTPS only: name a certificate and its key"),
+                Diagnostic::new(
+                    codes::NO_TLS,
+                    key_span(config.id, text, key),
+                    format!("`{key}` is empty: no TLS"),
+                )
+                .with_help("production serves HTTPS only: name a certificate and its key"),
             );
         }
     }
@@ -231,20 +259,26 @@ fn key_span(file: FileId, text: &str, dotted: &str) -> Span {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            in_section = trimmed.trim_matches(['[', ']']).trim() == section;
+            // A header may carry a comment: `[messaging]  # limits`.
+            let header_text = trimmed.split('#').next().unwrap_or("").trim_end();
+            in_section = header_text.trim_matches(['[', ']']).trim() == section;
             if in_section && header.is_none() {
-                header = Some(Span::new(file, offset + line.find('[').unwrap_or(0), offset + line.trim_end().len()));
+                header = Some(Span::new(
+                    file,
+                    offset + line.find('[').unwrap_or(0),
+                    offset + line.trim_end().len(),
+                ));
             }
-        } else if in_section {
-            if let Some((key, value)) = trimmed.split_once('=') {
-                if key.trim() == name {
-                    let value_start = offset + line.find('=').unwrap_or(0) + 1;
-                    let skip = line[value_start - offset..].len() - line[value_start - offset..].trim_start().len();
-                    let start = value_start + skip;
-                    let end = offset + line.trim_end().len();
-                    return Span::new(file, start, end.max(start + value.trim().len().min(1)));
-                }
-            }
+        } else if in_section
+            && let Some((key, value)) = trimmed.split_once('=')
+            && key.trim() == name
+        {
+            let value_start = offset + line.find('=').unwrap_or(0) + 1;
+            let skip = line[value_start - offset..].len()
+                - line[value_start - offset..].trim_start().len();
+            let start = value_start + skip;
+            let end = offset + line.trim_end().len();
+            return Span::new(file, start, end.max(start + value.trim().len().min(1)));
         }
         offset += line.len();
     }

@@ -190,10 +190,22 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActionKind {
     Strip(PathExpr),
-    Encrypt { path: PathExpr, key: Option<Name> },
-    Hash { path: PathExpr, key: Option<Name> },
-    Mask { path: PathExpr, keep: u32 },
-    Redact { path: PathExpr, detectors: Vec<Name> },
+    Encrypt {
+        path: PathExpr,
+        key: Option<Name>,
+    },
+    Hash {
+        path: PathExpr,
+        key: Option<Name>,
+    },
+    Mask {
+        path: PathExpr,
+        keep: u32,
+    },
+    Redact {
+        path: PathExpr,
+        detectors: Vec<Name>,
+    },
     Block,
     Route(Vec<Name>),
 }

@@ -15,7 +15,7 @@ use super::codes;
 use super::diagnostic::Diagnostic;
 use super::path::{PathExpr, PathKind, ROOTS};
 use super::source::{Sources, Span};
-use super::topic::TopicPattern;
+use super::topic::{Segment, TopicPattern};
 
 /// What the checker knows beyond the rule files.
 #[derive(Clone, Debug, Default)]
@@ -29,7 +29,11 @@ pub struct CheckOptions {
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Checks a parsed rule set and returns every finding, sorted by position.
-pub fn check(sources: &Sources, files: &[(super::FileId, File)], options: &CheckOptions) -> Vec<Diagnostic> {
+pub fn check(
+    sources: &Sources,
+    files: &[(super::FileId, File)],
+    options: &CheckOptions,
+) -> Vec<Diagnostic> {
     let items: Vec<&Item> = files.iter().flat_map(|(_, file)| &file.items).collect();
     let mut checker = Checker::new(sources, &items, options);
 
@@ -73,10 +77,12 @@ struct Checker<'a> {
     model_list: Vec<&'a Model>,
     topic_list: Vec<&'a TopicDecl>,
     detector_list: Vec<&'a Detector>,
-    /// JSONPath texts already parsed, with whether they were valid.
-    jsonpaths: HashMap<String, bool>,
-    /// Regexes already compiled, with whether they were valid.
-    regexes: HashMap<String, bool>,
+    /// JSONPath texts already parsed, with why each was invalid (`None`
+    /// when valid). Every use of an invalid text is still reported.
+    jsonpaths: HashMap<String, Option<String>>,
+    /// Regexes already compiled, with why each was invalid (`None` when
+    /// valid). Every use of an invalid regex is still reported.
+    regexes: HashMap<String, Option<String>>,
     findings: Vec<Diagnostic>,
 }
 
@@ -169,11 +175,15 @@ impl<'a> Checker<'a> {
             self.models.entry(model.name.text.as_str()).or_insert(model);
         }
         for detector in &self.detector_list {
-            self.detectors.entry(detector.name.text.as_str()).or_insert(detector);
+            self.detectors
+                .entry(detector.name.text.as_str())
+                .or_insert(detector);
         }
         let plugin_list = self.plugin_list.clone();
         for plugin in plugin_list {
-            self.plugins.entry(plugin.name.text.as_str()).or_insert(plugin);
+            self.plugins
+                .entry(plugin.name.text.as_str())
+                .or_insert(plugin);
             let publishes: Vec<TopicPattern> = plugin
                 .publishes
                 .iter()
@@ -184,13 +194,20 @@ impl<'a> Checker<'a> {
                 .iter()
                 .filter_map(|p| TopicPattern::parse(&p.text).ok())
                 .collect();
-            self.publishes.entry(plugin.name.text.as_str()).or_default().extend(publishes);
-            self.subscribes.entry(plugin.name.text.as_str()).or_default().extend(subscribes);
+            self.publishes
+                .entry(plugin.name.text.as_str())
+                .or_default()
+                .extend(publishes);
+            self.subscribes
+                .entry(plugin.name.text.as_str())
+                .or_default()
+                .extend(subscribes);
         }
         for rule in &self.rules {
             for action in &rule.actions {
                 if let ActionKind::Route(targets) = &action.kind {
-                    self.route_targets.extend(targets.iter().map(|t| t.text.as_str()));
+                    self.route_targets
+                        .extend(targets.iter().map(|t| t.text.as_str()));
                 }
             }
         }
@@ -262,7 +279,10 @@ impl<'a> Checker<'a> {
                         Diagnostic::new(
                             codes::DUPLICATE_ENDPOINT,
                             endpoint.span,
-                            format!("plugin `{}` declares more than one endpoint", plugin.name.text),
+                            format!(
+                                "plugin `{}` declares more than one endpoint",
+                                plugin.name.text
+                            ),
                         )
                         .with_help("a plugin has one push endpoint; keep the one it serves"),
                     );
@@ -270,14 +290,17 @@ impl<'a> Checker<'a> {
                 self.endpoint(endpoint);
             }
 
-            let is_recipient =
-                !plugin.subscribes.is_empty() || self.route_targets.contains(plugin.name.text.as_str());
+            let is_recipient = !plugin.subscribes.is_empty()
+                || self.route_targets.contains(plugin.name.text.as_str());
             if is_recipient && plugin.receives.is_empty() {
                 self.report(
                     Diagnostic::new(
                         codes::NO_RECEIVE,
                         plugin.name.span,
-                        format!("plugin `{}` receives events but no `receive` says what it may see", plugin.name.text),
+                        format!(
+                            "plugin `{}` receives events but no `receive` says what it may see",
+                            plugin.name.text
+                        ),
                     )
                     .with_help("add `receive` lines naming the fields it needs, or `receive all`"),
                 );
@@ -307,7 +330,9 @@ impl<'a> Checker<'a> {
                     name.span,
                     "plugin names use 1 to 64 letters, digits, `_`, `-` and `.`",
                 )
-                .with_help("the name appears in URLs such as /messaging/subscriptions/NAME/messages"),
+                .with_help(
+                    "the name appears in URLs such as /messaging/subscriptions/NAME/messages",
+                ),
             );
         }
     }
@@ -332,14 +357,19 @@ impl<'a> Checker<'a> {
         }
         let inside_payload = match &path.kind {
             PathKind::Dotted(segments) => segments.first().is_some_and(|root| root == "payload"),
-            PathKind::JsonPath(text) => text.starts_with("$.payload") || text.starts_with("$['payload']"),
+            PathKind::JsonPath(text) => {
+                text.starts_with("$.payload") || text.starts_with("$['payload']")
+            }
         };
         if !inside_payload {
             self.report(
                 Diagnostic::new(
                     codes::INVALID_PATH,
                     path.span,
-                    format!("`receive` takes a path inside the payload, not `{}`", path.text),
+                    format!(
+                        "`receive` takes a path inside the payload, not `{}`",
+                        path.text
+                    ),
                 )
                 .with_help("write it as `payload.FIELD`"),
             );
@@ -367,15 +397,21 @@ impl<'a> Checker<'a> {
             };
             let mut exposed: Vec<&str> = Vec::new();
             for model in &models {
+                let topics = self.topics_carrying(model, scope);
                 for field in &model.fields {
                     if field.class != DataClass::Phi {
                         continue;
                     }
                     let reached = match received {
                         None => true,
-                        Some(received) => is_prefix(received, &field.path) || is_prefix(&field.path, received),
+                        Some(received) => {
+                            is_prefix(received, &field.path) || is_prefix(&field.path, received)
+                        }
                     };
-                    if reached && !self.always_transformed(&field.path) && !exposed.contains(&field.name.text.as_str()) {
+                    if reached
+                        && !self.always_transformed(&field.path, &topics)
+                        && !exposed.contains(&field.name.text.as_str())
+                    {
                         exposed.push(field.name.text.as_str());
                     }
                 }
@@ -383,7 +419,11 @@ impl<'a> Checker<'a> {
             if exposed.is_empty() {
                 continue;
             }
-            let list = exposed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+            let list = exposed
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             self.report(
                 Diagnostic::new(
                     codes::PHI_IN_CLEAR,
@@ -395,18 +435,50 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether some rule that holds on every delivery of a topic strips,
-    /// encrypts, hashes or masks the field.
-    fn always_transformed(&self, field: &[String]) -> bool {
+    /// The topics of a recipient scope on which `model` is carried.
+    fn topics_carrying(&self, model: &Model, scope: &Scope) -> Vec<TopicPattern> {
+        let Scope::Topics(patterns) = scope else {
+            return Vec::new();
+        };
+        patterns
+            .iter()
+            .filter(|pattern| {
+                self.carries.iter().any(|(carried, decl)| {
+                    decl.model.text == model.name.text && pattern.overlaps(carried)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether some rule strips, encrypts, hashes or masks the field on
+    /// every delivery of every one of `topics`: a rule without condition,
+    /// or one whose condition surely holds on all of them.
+    fn always_transformed(&self, field: &[String], topics: &[TopicPattern]) -> bool {
         self.rules.iter().any(|rule| {
-            let unconditional = rule.condition.as_ref().is_none_or(only_tests_topic);
-            unconditional
+            let everywhere = match &rule.condition {
+                None => true,
+                Some(condition) => match sure_scope(condition) {
+                    Scope::Any => true,
+                    Scope::Topics(sure) => topics
+                        .iter()
+                        .all(|topic| sure.iter().any(|p| topic.is_within(p))),
+                },
+            };
+            everywhere
                 && rule.actions.iter().any(|action| {
                     let transforms = matches!(
                         action.kind,
-                        ActionKind::Strip(_) | ActionKind::Encrypt { .. } | ActionKind::Hash { .. } | ActionKind::Mask { .. }
+                        ActionKind::Strip(_)
+                            | ActionKind::Encrypt { .. }
+                            | ActionKind::Hash { .. }
+                            | ActionKind::Mask { .. }
                     );
-                    transforms && action.kind.path().is_some_and(|path| path_covers(path, field))
+                    transforms
+                        && action
+                            .kind
+                            .path()
+                            .is_some_and(|path| path_covers(path, field))
                 })
         })
     }
@@ -424,8 +496,12 @@ impl<'a> Checker<'a> {
                 .with_help("use an `https://` address"),
             ),
             Endpoint::Invalid(why) => self.report(
-                Diagnostic::new(codes::INVALID_ENDPOINT, endpoint.span, format!("invalid endpoint: {why}"))
-                    .with_help("write a full address such as `https://host.example/events`"),
+                Diagnostic::new(
+                    codes::INVALID_ENDPOINT,
+                    endpoint.span,
+                    format!("invalid endpoint: {why}"),
+                )
+                .with_help("write a full address such as `https://host.example/events`"),
             ),
         }
     }
@@ -436,25 +512,30 @@ impl<'a> Checker<'a> {
         for rule in self.rules.clone() {
             let scope = match &rule.condition {
                 Some(condition) => {
-                    self.condition(condition);
-                    scope_of(condition)
+                    let scope = scope_of(condition);
+                    self.condition(condition, &scope);
+                    scope
                 }
                 None => Scope::Any,
             };
 
-            let routes = rule.actions.iter().any(|a| matches!(a.kind, ActionKind::Route(_)));
-            if routes {
-                if let Some(span) = rule.condition.as_ref().and_then(find_subscriber_test) {
-                    self.report(
-                        Diagnostic::new(
-                            codes::ROUTE_TESTS_SUBSCRIBER,
-                            span,
-                            format!("rule `{}` routes, so its condition cannot test `subscriber`", rule.name.text),
-                        )
-                        .with_label("recipients are not known yet when routing is decided")
-                        .with_help("move the routing into a rule of its own without `subscriber`"),
-                    );
-                }
+            let routes = rule
+                .actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Route(_)));
+            if routes && let Some(span) = rule.condition.as_ref().and_then(find_subscriber_test) {
+                self.report(
+                    Diagnostic::new(
+                        codes::ROUTE_TESTS_SUBSCRIBER,
+                        span,
+                        format!(
+                            "rule `{}` routes, so its condition cannot test `subscriber`",
+                            rule.name.text
+                        ),
+                    )
+                    .with_label("recipients are not known yet when routing is decided")
+                    .with_help("move the routing into a rule of its own without `subscriber`"),
+                );
             }
 
             for action in &rule.actions {
@@ -463,30 +544,37 @@ impl<'a> Checker<'a> {
 
             if rule.actions.is_empty() {
                 self.report(
-                    Diagnostic::new(codes::NO_ACTION, rule.name.span, format!("rule `{}` has no action", rule.name.text))
-                        .with_help("add an action such as `strip`, `block` or `route to`"),
+                    Diagnostic::new(
+                        codes::NO_ACTION,
+                        rule.name.span,
+                        format!("rule `{}` has no action", rule.name.text),
+                    )
+                    .with_help("add an action such as `strip`, `block` or `route to`"),
                 );
             }
             self.never_matches(rule, &scope);
         }
     }
 
-    fn condition(&mut self, condition: &Condition) {
+    /// Checks every test of a condition; `scope` is the rule's, so that a
+    /// payload path is held to the models of the topics the rule can see.
+    fn condition(&mut self, condition: &Condition, scope: &Scope) {
         match condition {
             Condition::And(terms) | Condition::Or(terms) => {
                 for term in terms {
-                    self.condition(term);
+                    self.condition(term, scope);
                 }
             }
-            Condition::Not(inner) => self.condition(inner),
-            Condition::Check(check) => self.check_test(check),
+            Condition::Not(inner) => self.condition(inner, scope),
+            Condition::Check(check) => self.check_test(check, scope),
         }
     }
 
-    fn check_test(&mut self, check: &Check) {
+    fn check_test(&mut self, check: &Check, scope: &Scope) {
         if !self.event_path(&check.path) {
             return;
         }
+        self.model_field(&check.path, scope);
         let is_topic = check.path.is_member("topic");
         let names_plugin = check.path.is_member("subscriber") || check.path.is_member("publisher");
         match &check.op {
@@ -498,7 +586,9 @@ impl<'a> Checker<'a> {
                 if is_topic && matches!(op, super::ast::CompareOp::Eq | super::ast::CompareOp::Ne) {
                     self.concrete_topic(literal);
                 }
-                if names_plugin && matches!(op, super::ast::CompareOp::Eq | super::ast::CompareOp::Ne) {
+                if names_plugin
+                    && matches!(op, super::ast::CompareOp::Eq | super::ast::CompareOp::Ne)
+                {
                     self.plugin_literal(literal);
                 }
             }
@@ -522,8 +612,12 @@ impl<'a> Checker<'a> {
         };
         if let Err(error) = TopicPattern::parse_topic(text) {
             self.report(
-                Diagnostic::new(codes::INVALID_TOPIC_PATTERN, literal.span, format!("invalid topic: {error}"))
-                    .with_help("to test a pattern, write `topic matches \"PATTERN\"`"),
+                Diagnostic::new(
+                    codes::INVALID_TOPIC_PATTERN,
+                    literal.span,
+                    format!("invalid topic: {error}"),
+                )
+                .with_help("to test a pattern, write `topic matches \"PATTERN\"`"),
             );
         }
     }
@@ -545,22 +639,27 @@ impl<'a> Checker<'a> {
         }
         let names: Vec<&str> = self.plugins.keys().copied().collect();
         self.report(
-            Diagnostic::new(codes::UNKNOWN_PLUGIN, name.span, format!("unknown plugin `{}`", name.text))
-                .with_label("no plugin of this name is declared")
-                .with_suggestion(&name.text, names),
+            Diagnostic::new(
+                codes::UNKNOWN_PLUGIN,
+                name.span,
+                format!("unknown plugin `{}`", name.text),
+            )
+            .with_label("no plugin of this name is declared")
+            .with_suggestion(&name.text, names),
         );
         false
     }
 
     fn action(&mut self, action: &Action, scope: &Scope) {
-        if let Some(path) = action.kind.path() {
-            if self.event_path(path) {
-                self.action_target(path, action.kind.keyword());
-                self.model_field(path, scope);
-            }
+        if let Some(path) = action.kind.path()
+            && self.event_path(path)
+        {
+            self.action_target(path, action.kind.keyword());
+            self.model_field(path, scope);
         }
         match &action.kind {
-            ActionKind::Encrypt { key: Some(key), .. } | ActionKind::Hash { key: Some(key), .. } => {
+            ActionKind::Encrypt { key: Some(key), .. }
+            | ActionKind::Hash { key: Some(key), .. } => {
                 self.key(key);
             }
             ActionKind::Redact { detectors, .. } => {
@@ -602,11 +701,17 @@ impl<'a> Checker<'a> {
             return;
         }
         let names: Vec<&str> = known.iter().map(String::as_str).collect();
-        let diagnostic = Diagnostic::new(codes::UNKNOWN_KEY, key.span, format!("unknown key `{}`", key.text))
-            .with_label("not in the key file")
-            .with_suggestion(&key.text, names);
+        let diagnostic = Diagnostic::new(
+            codes::UNKNOWN_KEY,
+            key.span,
+            format!("unknown key `{}`", key.text),
+        )
+        .with_label("not in the key file")
+        .with_suggestion(&key.text, names);
         let diagnostic = if diagnostic.help.is_none() {
-            diagnostic.with_help("`phigate keys generate` adds a key; `phigate keys list` shows their ids")
+            diagnostic.with_help(
+                "`phigate keys generate` adds a key; `phigate keys list` shows their ids",
+            )
         } else {
             diagnostic
         };
@@ -624,9 +729,13 @@ impl<'a> Checker<'a> {
             .chain(self.detectors.keys().copied())
             .collect();
         self.report(
-            Diagnostic::new(codes::UNKNOWN_DETECTOR, name.span, format!("unknown detector `{text}`"))
-                .with_label("neither built in nor declared with `detector`")
-                .with_suggestion(text, names),
+            Diagnostic::new(
+                codes::UNKNOWN_DETECTOR,
+                name.span,
+                format!("unknown detector `{text}`"),
+            )
+            .with_label("neither built in nor declared with `detector`")
+            .with_suggestion(text, names),
         );
     }
 
@@ -643,7 +752,11 @@ impl<'a> Checker<'a> {
                 .flatten()
                 .any(|published| patterns.iter().any(|p| p.overlaps(published)))
         {
-            let shown = patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+            let shown = patterns
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             Some(format!("no plugin publishes on {shown}"))
         } else {
             None
@@ -666,8 +779,14 @@ impl<'a> Checker<'a> {
         for test in self.tests.clone() {
             if let Err(error) = TopicPattern::parse_topic(&test.topic.text) {
                 self.report(
-                    Diagnostic::new(codes::INVALID_TEST, test.topic.span, format!("invalid topic in test: {error}"))
-                        .with_help("a test publishes on one concrete topic, such as `patients.admitted`"),
+                    Diagnostic::new(
+                        codes::INVALID_TEST,
+                        test.topic.span,
+                        format!("invalid topic in test: {error}"),
+                    )
+                    .with_help(
+                        "a test publishes on one concrete topic, such as `patients.admitted`",
+                    ),
                 );
             }
             self.known_plugin(&test.publisher);
@@ -678,22 +797,29 @@ impl<'a> Checker<'a> {
                         test.name.span,
                         format!("test `{}` has no `expect`", test.name.text),
                     )
-                    .with_help("add `expect \"PLUGIN\" blocked`, `receives {...}` or `not receives PATH`"),
+                    .with_help(
+                        "add `expect \"PLUGIN\" blocked`, `receives {...}` or `not receives PATH`",
+                    ),
                 );
             }
             for expectation in &test.expectations {
                 self.known_plugin(&expectation.plugin);
-                if let ExpectKind::NotReceives(path) = &expectation.kind {
-                    if self.jsonpath(path) && path.payload_field().is_none() && path.root().is_some() {
-                        self.report(
-                            Diagnostic::new(
-                                codes::INVALID_TEST,
-                                path.span,
-                                format!("`not receives` takes a path inside the payload, not `{}`", path.text),
-                            )
-                            .with_help("write it as `payload.FIELD`"),
-                        );
-                    }
+                if let ExpectKind::NotReceives(path) = &expectation.kind
+                    && self.jsonpath(path)
+                    && path.payload_field().is_none()
+                    && path.root().is_some()
+                {
+                    self.report(
+                        Diagnostic::new(
+                            codes::INVALID_TEST,
+                            path.span,
+                            format!(
+                                "`not receives` takes a path inside the payload, not `{}`",
+                                path.text
+                            ),
+                        )
+                        .with_help("write it as `payload.FIELD`"),
+                    );
                 }
             }
         }
@@ -704,13 +830,8 @@ impl<'a> Checker<'a> {
     /// Warns where a weaker field action is overridden by a stronger one
     /// on the same field, for rules whose topics overlap.
     fn conflicting_actions(&mut self) {
-        struct Entry<'r> {
-            rule: &'r Rule,
-            action: &'r Action,
-            scope: Scope,
-        }
-        let mut by_path: HashMap<String, Vec<Entry<'a>>> = HashMap::new();
-        let mut by_last: HashMap<String, Vec<String>> = HashMap::new();
+        let mut by_path: HashMap<String, Vec<ActionSite<'a>>> = HashMap::new();
+        let mut by_last: HashMap<String, HashSet<String>> = HashMap::new();
         for rule in &self.rules {
             let scope = rule.condition.as_ref().map_or(Scope::Any, scope_of);
             for action in &rule.actions {
@@ -723,9 +844,9 @@ impl<'a> Checker<'a> {
                     (None, None) => continue,
                 };
                 if let Some(last) = path.segments().and_then(|s| s.last()) {
-                    by_last.entry(last.clone()).or_default().push(key.clone());
+                    by_last.entry(last.clone()).or_default().insert(key.clone());
                 }
-                by_path.entry(key).or_default().push(Entry {
+                by_path.entry(key).or_default().push(ActionSite {
                     rule,
                     action,
                     scope: scope.clone(),
@@ -733,41 +854,44 @@ impl<'a> Checker<'a> {
             }
         }
 
-        let mut reports = Vec::new();
-        for (key, entries) in &by_path {
-            // A `$..name` action reaches every plain path ending in `name`.
-            let related: Vec<&Entry<'_>> = match key.strip_prefix("..") {
-                Some(name) => {
-                    let mut keys: Vec<&String> = by_last.get(name).map(|k| k.iter().collect()).unwrap_or_default();
-                    keys.sort();
-                    keys.dedup();
-                    keys.iter().filter_map(|k| by_path.get(*k)).flatten().chain(entries).collect()
-                }
-                None => entries.iter().collect(),
-            };
-            for entry in &related {
-                let winner = related
-                    .iter()
-                    .filter(|other| other.action.kind.strength() > entry.action.kind.strength())
-                    .filter(|other| scopes_overlap(&entry.scope, &other.scope))
-                    .max_by_key(|other| other.action.kind.strength());
-                if let Some(winner) = winner {
-                    reports.push((entry.action.span, entry.action.kind.keyword(), entry.rule.name.text.clone(), winner.action.kind.keyword(), winner.rule.name.text.clone(), key.clone()));
+        let mut reports: Vec<(Span, String, &'static str)> = Vec::new();
+        let mut keys: Vec<&String> = by_path.keys().collect();
+        keys.sort();
+        for key in keys {
+            let entries = &by_path[key];
+            // A `$..name` action also reaches every plain path ending in
+            // `name`: those paths compete with it, not with each other.
+            let mut rivals: Vec<&ActionSite<'a>> = entries.iter().collect();
+            if let Some(name) = key.strip_prefix("..") {
+                let plain_keys = by_last.get(name).into_iter().flatten();
+                rivals.extend(plain_keys.filter_map(|k| by_path.get(k)).flatten());
+            } else if let Some(last) = key.rsplit('.').next()
+                && let Some(descendants) = by_path.get(&format!("..{last}"))
+            {
+                rivals.extend(descendants);
+            }
+            let rivals = Rivals::new(rivals);
+            for entry in entries {
+                if let Some(winner) = rivals.winner(entry) {
+                    let field = key
+                        .strip_prefix("..")
+                        .map_or(key.clone(), |name| format!("$..{name}"));
+                    let message = format!(
+                        "`{}` in rule `{}` is overridden by `{}` in rule `{}` on `{field}`",
+                        entry.action.kind.keyword(),
+                        entry.rule.name.text,
+                        winner.action.kind.keyword(),
+                        winner.rule.name.text
+                    );
+                    reports.push((entry.action.span, message, winner.action.kind.keyword()));
                 }
             }
         }
-        reports.sort_by_key(|r| (r.0.file, r.0.start));
-        reports.dedup_by_key(|r| r.0);
-        for (span, weak, weak_rule, strong, strong_rule, key) in reports {
-            let field = key.strip_prefix("..").map_or(key.clone(), |name| format!("$..{name}"));
+        for (span, message, winner) in reports {
             self.report(
-                Diagnostic::new(
-                    codes::CONFLICTING_ACTIONS,
-                    span,
-                    format!("`{weak}` in rule `{weak_rule}` is overridden by `{strong}` in rule `{strong_rule}` on `{field}`"),
-                )
-                .with_label(format!("`{strong}` wins"))
-                .with_help("when actions reach one value the strongest wins: strip, encrypt, hash, mask, redact"),
+                Diagnostic::new(codes::CONFLICTING_ACTIONS, span, message)
+                    .with_label(format!("`{winner}` wins"))
+                    .with_help("when actions reach one value the strongest wins: strip, encrypt, hash, mask, redact"),
             );
         }
     }
@@ -791,55 +915,74 @@ impl<'a> Checker<'a> {
                     path.span,
                     format!("`{root}` is not part of an event"),
                 )
-                .with_label("paths start at `topic`, `publisher`, `subscriber`, `attributes` or `payload`")
+                .with_label(
+                    "paths start at `topic`, `publisher`, `subscriber`, `attributes` or `payload`",
+                )
                 .with_suggestion(root, ROOTS),
             );
             return false;
         }
         if segments.len() > 1 && matches!(root, "topic" | "publisher" | "subscriber") {
             self.report(
-                Diagnostic::new(codes::INVALID_PATH, path.span, format!("`{root}` is a string and has no fields"))
-                    .with_help(format!("test `{root}` itself")),
+                Diagnostic::new(
+                    codes::INVALID_PATH,
+                    path.span,
+                    format!("`{root}` is a string and has no fields"),
+                )
+                .with_help(format!("test `{root}` itself")),
             );
             return false;
         }
         true
     }
 
-    /// Parses a JSONPath once per distinct text; plain paths always pass.
+    /// Parses a JSONPath once per distinct text, reporting each invalid
+    /// use; plain paths always pass.
     fn jsonpath(&mut self, path: &PathExpr) -> bool {
         if path.segments().is_some() {
             return true;
         }
         let text = path.text.as_str();
-        if let Some(valid) = self.jsonpaths.get(text) {
-            return *valid;
-        }
-        let parsed = jsonpath_rust::parser::parse_json_path(text);
-        let valid = parsed.is_ok();
-        self.jsonpaths.insert(text.to_string(), valid);
-        if let Err(error) = parsed {
-            let reason = first_line(&error.to_string());
+        let invalid = match self.jsonpaths.get(text) {
+            Some(invalid) => invalid.clone(),
+            None => {
+                let parsed = jsonpath_rust::parser::parse_json_path(text);
+                let invalid = parsed.err().map(|error| first_line(&error.to_string()));
+                self.jsonpaths.insert(text.to_string(), invalid.clone());
+                invalid
+            }
+        };
+        let valid = invalid.is_none();
+        if let Some(reason) = invalid {
             self.report(
-                Diagnostic::new(codes::INVALID_JSONPATH, path.span, format!("invalid JSONPath `{text}`"))
-                    .with_label(reason)
-                    .with_help("JSONPaths look like `$..ssn` or `$.payload.items[*].name`"),
+                Diagnostic::new(
+                    codes::INVALID_JSONPATH,
+                    path.span,
+                    format!("invalid JSONPath `{text}`"),
+                )
+                .with_label(reason)
+                .with_help("JSONPaths look like `$..ssn` or `$.payload.items[*].name`"),
             );
         }
         valid
     }
 
     fn regex(&mut self, regex: &Name) {
-        if self.regexes.contains_key(regex.text.as_str()) {
-            return;
-        }
-        let result = RegexBuilder::new(&regex.text).size_limit(REGEX_SIZE_LIMIT).build();
-        self.regexes.insert(regex.text.clone(), result.is_ok());
-        if let Err(error) = result {
-            let reason = match error {
-                regex::Error::CompiledTooBig(_) => "the regex is too large".to_string(),
-                other => last_line(&other.to_string()),
-            };
+        let invalid = match self.regexes.get(regex.text.as_str()) {
+            Some(invalid) => invalid.clone(),
+            None => {
+                let result = RegexBuilder::new(&regex.text)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build();
+                let invalid = result.err().map(|error| match error {
+                    regex::Error::CompiledTooBig(_) => "the regex is too large".to_string(),
+                    other => last_line(&other.to_string()),
+                });
+                self.regexes.insert(regex.text.clone(), invalid.clone());
+                invalid
+            }
+        };
+        if let Some(reason) = invalid {
             self.report(
                 Diagnostic::new(codes::INVALID_REGEX, regex.span, "invalid regex")
                     .with_label(reason)
@@ -876,17 +1019,19 @@ impl<'a> Checker<'a> {
         }
         let mut models: Vec<&'a Model> = Vec::new();
         for pattern in patterns {
-            let covered = self.carries.iter().any(|(carried, _)| pattern.is_within(carried));
+            let covered = self
+                .carries
+                .iter()
+                .any(|(carried, _)| pattern.is_within(carried));
             if !covered {
                 return None;
             }
             for (carried, decl) in &self.carries {
-                if pattern.overlaps(carried) {
-                    if let Some(model) = self.models.get(decl.model.text.as_str()) {
-                        if !models.iter().any(|m| std::ptr::eq(*m, *model)) {
-                            models.push(model);
-                        }
-                    }
+                if pattern.overlaps(carried)
+                    && let Some(model) = self.models.get(decl.model.text.as_str())
+                    && !models.iter().any(|m| std::ptr::eq(*m, *model))
+                {
+                    models.push(model);
                 }
             }
         }
@@ -918,25 +1063,125 @@ impl<'a> Checker<'a> {
             .iter()
             .flat_map(|m| m.fields.iter().map(|f| f.name.text.as_str()))
             .collect();
-        let model_names = models.iter().map(|m| format!("`{}`", m.name.text)).collect::<Vec<_>>().join(", ");
+        let model_names = models
+            .iter()
+            .map(|m| format!("`{}`", m.name.text))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.report(
             Diagnostic::new(
                 codes::UNKNOWN_FIELD,
                 path.span,
                 format!("unknown field `{wrong}` in model {model_names}"),
             )
-            .with_label(format!("not declared by {model_names}, the model of these topics"))
+            .with_label(format!(
+                "not declared by {model_names}, the model of these topics"
+            ))
             .with_suggestion(&wrong, names),
         );
     }
 }
 
+/// One field action, with the topics its rule can apply to.
+struct ActionSite<'r> {
+    rule: &'r Rule,
+    action: &'r Action,
+    scope: Scope,
+}
+
+/// The actions competing for one field, indexed so that finding the
+/// strongest rival of an action with an overlapping scope does not scan
+/// every action on the field.
+struct Rivals<'s, 'r> {
+    /// Every rival, strongest first.
+    all: Vec<&'s ActionSite<'r>>,
+    /// Rivals by the first literal segment of their topic patterns,
+    /// strongest first; rivals of any topic, or with a wildcard first
+    /// segment, are in `everywhere`.
+    by_family: HashMap<&'s str, Vec<&'s ActionSite<'r>>>,
+    everywhere: Vec<&'s ActionSite<'r>>,
+}
+
+impl<'s, 'r> Rivals<'s, 'r> {
+    fn new(mut all: Vec<&'s ActionSite<'r>>) -> Self {
+        all.sort_by_key(|site| std::cmp::Reverse(site.action.kind.strength()));
+        let mut by_family: HashMap<&'s str, Vec<&'s ActionSite<'r>>> = HashMap::new();
+        let mut everywhere = Vec::new();
+        for site in &all {
+            match &site.scope {
+                Scope::Any => everywhere.push(*site),
+                Scope::Topics(patterns) => {
+                    for pattern in patterns {
+                        match pattern.segments().first() {
+                            Some(Segment::Literal(family)) => {
+                                by_family.entry(family.as_str()).or_default().push(*site)
+                            }
+                            _ => everywhere.push(*site),
+                        }
+                    }
+                }
+            }
+        }
+        Rivals {
+            all,
+            by_family,
+            everywhere,
+        }
+    }
+
+    /// The strongest rival stronger than `site` whose topics overlap.
+    fn winner(&self, site: &ActionSite<'_>) -> Option<&'s ActionSite<'r>> {
+        let strength = site.action.kind.strength();
+        let first_stronger = |list: &[&'s ActionSite<'r>]| {
+            list.iter()
+                .take_while(|rival| rival.action.kind.strength() > strength)
+                .find(|rival| scopes_overlap(&site.scope, &rival.scope))
+                .copied()
+        };
+        let families: Option<Vec<&str>> = match &site.scope {
+            Scope::Any => None,
+            Scope::Topics(patterns) => patterns
+                .iter()
+                .map(|p| match p.segments().first() {
+                    Some(Segment::Literal(family)) => Some(family.as_str()),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let Some(families) = families else {
+            return first_stronger(&self.all);
+        };
+        let mut candidates: Vec<&'s ActionSite<'r>> =
+            first_stronger(&self.everywhere).into_iter().collect();
+        for family in families {
+            if let Some(list) = self.by_family.get(family) {
+                candidates.extend(first_stronger(list));
+            }
+        }
+        candidates
+            .into_iter()
+            .max_by_key(|rival| rival.action.kind.strength())
+    }
+}
+
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").chars().take(120).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect()
 }
 
 fn last_line(text: &str) -> String {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().chars().take(120).collect()
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(120)
+        .collect()
 }
 
 fn is_prefix(prefix: &[String], path: &[String]) -> bool {
@@ -952,11 +1197,57 @@ fn path_covers(path: &PathExpr, field: &[String]) -> bool {
         .is_some_and(|name| field.iter().any(|segment| segment == name))
 }
 
-fn only_tests_topic(condition: &Condition) -> bool {
+/// The topics on which a condition surely holds, whatever else the event
+/// carries: the under-estimate that `scope_of` is the over-estimate of.
+/// Only tests of `topic` can make a condition hold for sure.
+fn sure_scope(condition: &Condition) -> Scope {
+    let nowhere = || Scope::Topics(Vec::new());
     match condition {
-        Condition::And(terms) | Condition::Or(terms) => terms.iter().all(only_tests_topic),
-        Condition::Not(inner) => only_tests_topic(inner),
-        Condition::Check(check) => check.path.is_member("topic"),
+        Condition::Check(check) if check.path.is_member("topic") => match &check.op {
+            TestOp::Compare(super::ast::CompareOp::Eq, literal) => literal
+                .value
+                .as_str()
+                .and_then(|t| TopicPattern::parse_topic(t).ok())
+                .map_or_else(nowhere, |p| Scope::Topics(vec![p])),
+            TestOp::Matches(pattern) => TopicPattern::parse(&pattern.text)
+                .map_or_else(|_| nowhere(), |p| Scope::Topics(vec![p])),
+            TestOp::In(literals) => Scope::Topics(
+                literals
+                    .iter()
+                    .filter_map(|l| {
+                        l.value
+                            .as_str()
+                            .and_then(|t| TopicPattern::parse_topic(t).ok())
+                    })
+                    .collect(),
+            ),
+            _ => nowhere(),
+        },
+        Condition::Check(_) | Condition::Not(_) => nowhere(),
+        Condition::Or(terms) => {
+            let mut union = Vec::new();
+            for term in terms {
+                match sure_scope(term) {
+                    Scope::Any => return Scope::Any,
+                    Scope::Topics(patterns) => union.extend(patterns),
+                }
+            }
+            Scope::Topics(union)
+        }
+        Condition::And(terms) => {
+            terms
+                .iter()
+                .map(sure_scope)
+                .fold(Scope::Any, |a, b| match (a, b) {
+                    (Scope::Any, other) | (other, Scope::Any) => other,
+                    // A topic surely in both lies within a pattern of each side.
+                    (Scope::Topics(a), Scope::Topics(b)) => {
+                        let from_a = a.iter().filter(|p| b.iter().any(|q| p.is_within(q)));
+                        let from_b = b.iter().filter(|q| a.iter().any(|p| q.is_within(p)));
+                        Scope::Topics(from_a.chain(from_b).cloned().collect())
+                    }
+                })
+        }
     }
 }
 
@@ -965,8 +1256,14 @@ fn find_subscriber_test(condition: &Condition) -> Option<Span> {
         Condition::And(terms) | Condition::Or(terms) => terms.iter().find_map(find_subscriber_test),
         Condition::Not(inner) => find_subscriber_test(inner),
         Condition::Check(check) => {
-            let mentions = check.path.is_member("subscriber")
-                || check.path.text.contains("subscriber");
+            // A plain path tests `subscriber` only when it starts there:
+            // `payload.subscriber_count` is a payload field. A JSONPath
+            // such as `$..subscriber` can reach the member from anywhere,
+            // so any mention of the name counts.
+            let mentions = match &check.path.kind {
+                PathKind::Dotted(_) => check.path.root() == Some("subscriber"),
+                PathKind::JsonPath(text) => text.contains("subscriber"),
+            };
             mentions.then_some(check.path.span)
         }
     }
@@ -981,12 +1278,17 @@ fn scope_of(condition: &Condition) -> Scope {
                 .as_str()
                 .and_then(|t| TopicPattern::parse_topic(t).ok())
                 .map_or(Scope::Any, |p| Scope::Topics(vec![p])),
-            TestOp::Matches(pattern) => TopicPattern::parse(&pattern.text)
-                .map_or(Scope::Any, |p| Scope::Topics(vec![p])),
+            TestOp::Matches(pattern) => {
+                TopicPattern::parse(&pattern.text).map_or(Scope::Any, |p| Scope::Topics(vec![p]))
+            }
             TestOp::In(literals) => {
                 let patterns: Option<Vec<TopicPattern>> = literals
                     .iter()
-                    .map(|l| l.value.as_str().and_then(|t| TopicPattern::parse_topic(t).ok()))
+                    .map(|l| {
+                        l.value
+                            .as_str()
+                            .and_then(|t| TopicPattern::parse_topic(t).ok())
+                    })
                     .collect();
                 patterns.map_or(Scope::Any, Scope::Topics)
             }
@@ -1010,9 +1312,11 @@ fn scope_of(condition: &Condition) -> Scope {
 fn intersect(a: Scope, b: Scope) -> Scope {
     match (a, b) {
         (Scope::Any, other) | (other, Scope::Any) => other,
-        (Scope::Topics(a), Scope::Topics(b)) => {
-            Scope::Topics(a.into_iter().filter(|p| b.iter().any(|q| p.overlaps(q))).collect())
-        }
+        (Scope::Topics(a), Scope::Topics(b)) => Scope::Topics(
+            a.into_iter()
+                .filter(|p| b.iter().any(|q| p.overlaps(q)))
+                .collect(),
+        ),
     }
 }
 
@@ -1051,10 +1355,10 @@ fn classify_endpoint(url: &str) -> Endpoint {
     if host.is_empty() {
         return Endpoint::Invalid("it has no host");
     }
-    if let Some(port) = port {
-        if port.parse::<u16>().is_err() {
-            return Endpoint::Invalid("its port is not a number from 0 to 65535");
-        }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Endpoint::Invalid("its port is not a number from 0 to 65535");
     }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Endpoint::Secure,
@@ -1066,7 +1370,9 @@ fn classify_endpoint(url: &str) -> Endpoint {
 
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -1075,13 +1381,37 @@ mod tests {
 
     #[test]
     fn endpoints_need_https_outside_loopback() {
-        assert!(matches!(classify_endpoint("https://inbox.example/events"), Endpoint::Secure));
-        assert!(matches!(classify_endpoint("http://127.0.0.1:9000/hook"), Endpoint::Secure));
-        assert!(matches!(classify_endpoint("http://[::1]:9000/hook"), Endpoint::Secure));
-        assert!(matches!(classify_endpoint("http://localhost/hook"), Endpoint::Secure));
-        assert!(matches!(classify_endpoint("http://inbox.example/events"), Endpoint::Insecure));
-        assert!(matches!(classify_endpoint("inbox.example/events"), Endpoint::Invalid(_)));
-        assert!(matches!(classify_endpoint("https://host:99999/"), Endpoint::Invalid(_)));
-        assert!(matches!(classify_endpoint("ftp://host/"), Endpoint::Invalid(_)));
+        assert!(matches!(
+            classify_endpoint("https://inbox.example/events"),
+            Endpoint::Secure
+        ));
+        assert!(matches!(
+            classify_endpoint("http://127.0.0.1:9000/hook"),
+            Endpoint::Secure
+        ));
+        assert!(matches!(
+            classify_endpoint("http://[::1]:9000/hook"),
+            Endpoint::Secure
+        ));
+        assert!(matches!(
+            classify_endpoint("http://localhost/hook"),
+            Endpoint::Secure
+        ));
+        assert!(matches!(
+            classify_endpoint("http://inbox.example/events"),
+            Endpoint::Insecure
+        ));
+        assert!(matches!(
+            classify_endpoint("inbox.example/events"),
+            Endpoint::Invalid(_)
+        ));
+        assert!(matches!(
+            classify_endpoint("https://host:99999/"),
+            Endpoint::Invalid(_)
+        ));
+        assert!(matches!(
+            classify_endpoint("ftp://host/"),
+            Endpoint::Invalid(_)
+        ));
     }
 }

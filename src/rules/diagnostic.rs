@@ -27,7 +27,7 @@ impl Severity {
 /// a message that echoed a field value could leak PHI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub code: Code,
+    pub code: &'static Code,
     pub span: Span,
     pub message: String,
     /// A short note shown under the caret in human output.
@@ -36,7 +36,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+    pub fn new(code: &'static Code, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             span,

@@ -114,9 +114,7 @@ fn plain_members(text: &str) -> Option<Vec<String>> {
             if after_dot.starts_with('.') {
                 return None;
             }
-            let end = after_dot
-                .find(|c: char| c == '.' || c == '[')
-                .unwrap_or(after_dot.len());
+            let end = after_dot.find(['.', '[']).unwrap_or(after_dot.len());
             let name = &after_dot[..end];
             if !is_plain_name(name) {
                 return None;
@@ -170,6 +168,9 @@ mod tests {
             let path = PathExpr::jsonpath(text, span());
             assert!(matches!(path.kind, PathKind::JsonPath(_)), "{text}");
         }
-        assert_eq!(PathExpr::jsonpath("$..ssn", span()).descendant_name(), Some("ssn"));
+        assert_eq!(
+            PathExpr::jsonpath("$..ssn", span()).descendant_name(),
+            Some("ssn")
+        );
     }
 }

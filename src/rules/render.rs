@@ -33,9 +33,20 @@ pub fn human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) -> Stri
             paint.bold(tint, &format!("{severity}[{}]", diagnostic.code.id)),
             paint.bold(WHITE, &diagnostic.message)
         );
-        let _ = writeln!(out, "{gutter}{} {}:{line}:{column}", paint.bold(BLUE, "-->"), file.path().display());
+        let _ = writeln!(
+            out,
+            "{gutter}{} {}:{line}:{column}",
+            paint.bold(BLUE, "-->"),
+            file.path().display()
+        );
         let _ = writeln!(out, "{gutter} {}", paint.bold(BLUE, "|"));
-        let _ = writeln!(out, "{} {} {}", paint.bold(BLUE, &line.to_string()), paint.bold(BLUE, "|"), text.replace('\t', " "));
+        let _ = writeln!(
+            out,
+            "{} {} {}",
+            paint.bold(BLUE, &line.to_string()),
+            paint.bold(BLUE, "|"),
+            text.replace('\t', " ")
+        );
         let underline = format!(
             "{}{}",
             " ".repeat(caret_start),
@@ -43,7 +54,12 @@ pub fn human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) -> Stri
         );
         match &diagnostic.label {
             Some(label) => {
-                let _ = writeln!(out, "{gutter} {} {underline} {}", paint.bold(BLUE, "|"), paint.bold(tint, label));
+                let _ = writeln!(
+                    out,
+                    "{gutter} {} {underline} {}",
+                    paint.bold(BLUE, "|"),
+                    paint.bold(tint, label)
+                );
             }
             None => {
                 let _ = writeln!(out, "{gutter} {} {underline}", paint.bold(BLUE, "|"));
@@ -51,7 +67,12 @@ pub fn human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) -> Stri
         }
         if let Some(help) = &diagnostic.help {
             let _ = writeln!(out, "{gutter} {}", paint.bold(BLUE, "|"));
-            let _ = writeln!(out, "{gutter} {} {}: {help}", paint.bold(BLUE, "="), paint.bold(WHITE, "help"));
+            let _ = writeln!(
+                out,
+                "{gutter} {} {}: {help}",
+                paint.bold(BLUE, "="),
+                paint.bold(WHITE, "help")
+            );
         }
         out.push('\n');
     }
@@ -60,7 +81,10 @@ pub fn human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) -> Stri
 
 /// The one-line closing summary of human output.
 pub fn summary(diagnostics: &[Diagnostic], files: usize) -> String {
-    let errors = diagnostics.iter().filter(|d| d.severity() == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
     let files_word = if files == 1 { "file" } else { "files" };
     format!(
@@ -79,7 +103,12 @@ fn plural(count: usize, word: &str) -> String {
 }
 
 /// Number of carets: the span's width in characters, on its first line.
-fn caret_width(sources: &Sources, diagnostic: &Diagnostic, line_text: &str, start_column: usize) -> usize {
+fn caret_width(
+    sources: &Sources,
+    diagnostic: &Diagnostic,
+    line_text: &str,
+    start_column: usize,
+) -> usize {
     let file = sources.get(diagnostic.span.file);
     let span_text = file
         .text()

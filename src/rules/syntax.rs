@@ -560,7 +560,11 @@ impl Builder {
         let publish = self.next_content(&mut inner, &span)?;
         let publish_span = self.span(&publish);
         let mut parts = publish.into_inner().filter(|p| !is_keyword(p.as_rule()));
-        let mut part = || parts.next().ok_or_else(|| self.internal(publish_span.start));
+        let mut part = || {
+            parts
+                .next()
+                .ok_or_else(|| self.internal(publish_span.start))
+        };
         let topic = self.string(part()?)?;
         let publisher = self.string(part()?)?;
         let mut next = part()?;
@@ -568,7 +572,8 @@ impl Builder {
         if next.as_rule() == Rule::test_attributes {
             let attributes_span = self.span(&next);
             let mut attribute_parts = next.into_inner();
-            attributes = Some(self.json(self.next_content(&mut attribute_parts, &attributes_span)?)?);
+            attributes =
+                Some(self.json(self.next_content(&mut attribute_parts, &attributes_span)?)?);
             next = part()?;
         }
         let payload = self.json(next)?;
@@ -633,7 +638,16 @@ impl Builder {
         if pair.as_rule() != Rule::string {
             return Err(self.internal(span.start));
         }
-        match serde_json::from_str::<String>(pair.as_str()) {
+        let quoted = pair.as_str();
+        let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or("");
+        // The common case, a string without escapes, needs no decoding.
+        if !inner.contains(|c: char| c == '\\' || c.is_control()) {
+            return Ok(Name {
+                text: inner.to_string(),
+                span,
+            });
+        }
+        match serde_json::from_str::<String>(quoted) {
             Ok(text) => Ok(Name { text, span }),
             Err(_) => Err(Diagnostic::new(
                 codes::INVALID_LITERAL,
@@ -677,9 +691,8 @@ impl Builder {
                 .collect::<Built<Vec<_>>>()
                 .map(Value::Array),
             Rule::string => self.string(pair).map(|name| Value::String(name.text)),
-            Rule::number => serde_json::from_str::<Value>(pair.as_str()).map_err(|_| {
-                Diagnostic::new(codes::INVALID_LITERAL, span, "number out of range")
-            }),
+            Rule::number => serde_json::from_str::<Value>(pair.as_str())
+                .map_err(|_| Diagnostic::new(codes::INVALID_LITERAL, span, "number out of range")),
             Rule::boolean => Ok(Value::Bool(pair.as_str() == "true")),
             Rule::null => Ok(Value::Null),
             _ => Err(self.internal(span.start)),
