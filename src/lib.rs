@@ -4,7 +4,9 @@
 //! See ARCHITECTURE.md for a map of the modules and the invariants between
 //! them.
 
+pub mod actions;
 pub mod cli;
 pub mod config;
+pub mod keys;
 pub mod load;
 pub mod rules;

@@ -100,3 +100,103 @@ pub fn read_rule_files(
     }
     Ok(findings)
 }
+
+/// A rule set read, parsed, checked clean and compiled.
+pub struct RuleSet {
+    pub sources: Sources,
+    pub files: Vec<(crate::rules::FileId, crate::rules::ast::File)>,
+    /// Warnings: they never stop a load.
+    pub warnings: Vec<Diagnostic>,
+    pub engine: crate::rules::Engine,
+}
+
+impl RuleSet {
+    /// Every `test` block, in file order.
+    pub fn tests(&self) -> Vec<&crate::rules::ast::Test> {
+        self.files
+            .iter()
+            .flat_map(|(_, file)| &file.items)
+            .filter_map(|item| match item {
+                crate::rules::ast::Item::Test(test) => Some(test),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Key ids named by `with key` in any rule.
+    pub fn key_names(&self) -> Vec<String> {
+        use crate::rules::ast::{ActionKind, Item};
+        let mut names: Vec<String> = self
+            .files
+            .iter()
+            .flat_map(|(_, file)| &file.items)
+            .filter_map(|item| match item {
+                Item::Rule(rule) => Some(&rule.actions),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|action| match &action.kind {
+                ActionKind::Encrypt { key: Some(key), .. }
+                | ActionKind::Hash { key: Some(key), .. } => Some(key.text.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Why a rule set could not be loaded.
+pub enum RuleSetError {
+    /// A path could not be read at all.
+    Io(LoadError),
+    /// The rule set has errors; `findings` holds every finding.
+    Findings {
+        sources: Sources,
+        findings: Vec<Diagnostic>,
+    },
+}
+
+/// Reads the rule files under `paths`, checks them and compiles them.
+/// Only a rule set without errors is compiled.
+pub fn load_rule_set(
+    paths: &[PathBuf],
+    options: &crate::rules::CheckOptions,
+) -> Result<RuleSet, RuleSetError> {
+    let files = find_rule_files(paths).map_err(RuleSetError::Io)?;
+    let mut sources = Sources::new();
+    let mut findings = read_rule_files(&files, &mut sources).map_err(RuleSetError::Io)?;
+    let skip: Vec<crate::rules::FileId> = findings.iter().map(|d| d.span.file).collect();
+
+    let parsed = crate::rules::parse_all(&sources, &skip);
+    findings.extend(parsed.diagnostics);
+    findings.extend(crate::rules::check(&sources, &parsed.files, options));
+    findings.sort_by_key(|d| (d.span.file, d.span.start, d.code.id));
+
+    if findings
+        .iter()
+        .any(|d| d.severity() == crate::rules::Severity::Error)
+    {
+        return Err(RuleSetError::Findings { sources, findings });
+    }
+    let engine = match crate::rules::Engine::compile(&sources, &parsed.files) {
+        Ok(engine) => engine,
+        Err(error) => {
+            let first = sources.ids().next();
+            let file = match first {
+                Some(file) => file,
+                None => sources.add("<rules>", String::new()),
+            };
+            let span = Span::file_start(file);
+            findings.push(Diagnostic::new(codes::SYNTAX, span, error.to_string()));
+            return Err(RuleSetError::Findings { sources, findings });
+        }
+    };
+    Ok(RuleSet {
+        sources,
+        files: parsed.files,
+        warnings: findings,
+        engine,
+    })
+}

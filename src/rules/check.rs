@@ -1269,6 +1269,15 @@ fn find_subscriber_test(condition: &Condition) -> Option<Span> {
     }
 }
 
+/// The topic patterns a condition can hold for, or `None` when it may hold
+/// for any topic. A superset: the condition itself must still be tested.
+pub(crate) fn topic_scope(condition: &Condition) -> Option<Vec<TopicPattern>> {
+    match scope_of(condition) {
+        Scope::Any => None,
+        Scope::Topics(patterns) => Some(patterns),
+    }
+}
+
 /// The topics a condition can hold for; a superset, never too narrow.
 fn scope_of(condition: &Condition) -> Scope {
     match condition {

@@ -8,14 +8,19 @@
 pub mod ast;
 pub mod check;
 pub mod codes;
+pub mod compile;
+pub mod decide;
 pub mod diagnostic;
 pub mod path;
 pub mod render;
 pub mod source;
 pub mod syntax;
+pub mod testing;
 pub mod topic;
 
 pub use check::{CheckOptions, check};
+pub use compile::{CompileError, Engine};
+pub use decide::{BlockReason, Decision, Delivery, Event, FilterError, Outcome, Rejection};
 pub use diagnostic::{Diagnostic, Severity};
 pub use source::{FileId, Sources, Span};
 
