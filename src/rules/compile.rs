@@ -60,6 +60,8 @@ impl std::fmt::Debug for Engine {
 
 pub(super) struct CompiledPlugin {
     pub name: String,
+    /// Kept beside the trie for the scanning baseline.
+    pub subscribes: Vec<TopicPattern>,
     pub receive_all: bool,
     pub receives: Vec<CompiledReceive>,
     pub endpoint: Option<String>,
@@ -88,6 +90,7 @@ pub(super) struct CompiledAction {
 }
 
 /// A condition with paths, regexes and patterns compiled.
+#[derive(Clone)]
 pub(super) enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
@@ -95,6 +98,7 @@ pub(super) enum Cond {
     Test(CompiledPath, Test),
 }
 
+#[derive(Clone)]
 pub(super) enum Test {
     Exists,
     Compare(CompareOp, Value),
@@ -128,9 +132,20 @@ pub(super) struct Plan {
     pub models: Vec<usize>,
     pub publishers: BTreeSet<usize>,
     pub subscribers: BTreeSet<usize>,
-    /// Candidate rules that hold a `route to`.
+    /// The rules that may hold on this topic, each with its condition
+    /// specialised to the topic: tests of `topic` are already decided.
+    pub rules: Vec<PlannedRule>,
+    /// Positions in `rules` of those that hold a `route to`.
     pub routing: Vec<usize>,
-    pub rules: RuleIndex,
+    /// Positions in `rules`, indexed by an equality test.
+    pub index: RuleIndex,
+}
+
+/// A candidate rule of a plan.
+pub(super) struct PlannedRule {
+    pub id: usize,
+    /// `None` when the condition holds for every event on the topic.
+    pub condition: Option<Cond>,
 }
 
 /// Candidate rules, split by an equality test that must hold for them.
@@ -373,34 +388,45 @@ impl Engine {
             }
         }
 
+        let mut planned = Vec::new();
         let mut routing = Vec::new();
-        let mut rules = RuleIndex::default();
+        let mut index = RuleIndex::default();
         for id in candidates {
             let rule = &self.rules[id];
+            let condition = match rule.condition.as_ref().map(|c| specialise(c, topic)) {
+                None | Some(Known::True) => None,
+                Some(Known::False) => continue,
+                Some(Known::Open(condition)) => Some(condition),
+            };
+            let position = planned.len();
             if !rule.routes.is_empty() {
-                routing.push(id);
+                routing.push(position);
             }
-            match rule.condition.as_ref().and_then(|c| self.index_key(c)) {
-                Some(IndexKey::Subscriber(plugin)) => {
-                    rules.by_subscriber.entry(plugin).or_default().push(id)
-                }
+            match condition.as_ref().and_then(|c| self.index_key(c)) {
+                Some(IndexKey::Subscriber(plugin)) => index
+                    .by_subscriber
+                    .entry(plugin)
+                    .or_default()
+                    .push(position),
                 Some(IndexKey::Publisher(name)) => {
-                    rules.by_publisher.entry(name).or_default().push(id)
+                    index.by_publisher.entry(name).or_default().push(position)
                 }
-                Some(IndexKey::Attribute(name, value)) => rules
+                Some(IndexKey::Attribute(name, value)) => index
                     .by_attribute
                     .entry((name, value))
                     .or_default()
-                    .push(id),
-                None => rules.general.push(id),
+                    .push(position),
+                None => index.general.push(position),
             }
+            planned.push(PlannedRule { id, condition });
         }
         Plan {
             models,
             publishers,
             subscribers,
+            rules: planned,
             routing,
-            rules,
+            index,
         }
     }
 
@@ -446,6 +472,69 @@ impl Engine {
             }
         }
         best
+    }
+}
+
+/// A condition with what one topic decides of it taken out.
+enum Known {
+    True,
+    False,
+    Open(Cond),
+}
+
+/// Decides every test of `topic` in a condition for one concrete topic and
+/// simplifies what remains. The result holds for an event on `topic`
+/// exactly when the original condition does.
+fn specialise(condition: &Cond, topic: &str) -> Known {
+    match condition {
+        Cond::Test(path, test)
+            if path
+                .segments()
+                .is_some_and(|s| s.len() == 1 && s[0] == "topic") =>
+        {
+            let root = serde_json::json!({ "topic": topic });
+            if super::decide::test_holds(path, test, &root) {
+                Known::True
+            } else {
+                Known::False
+            }
+        }
+        Cond::Test(..) => Known::Open(condition.clone()),
+        Cond::Not(inner) => match specialise(inner, topic) {
+            Known::True => Known::False,
+            Known::False => Known::True,
+            Known::Open(inner) => Known::Open(Cond::Not(Box::new(inner))),
+        },
+        Cond::And(terms) => {
+            let mut open = Vec::new();
+            for term in terms {
+                match specialise(term, topic) {
+                    Known::False => return Known::False,
+                    Known::True => {}
+                    Known::Open(term) => open.push(term),
+                }
+            }
+            match open.len() {
+                0 => Known::True,
+                1 => Known::Open(open.remove(0)),
+                _ => Known::Open(Cond::And(open)),
+            }
+        }
+        Cond::Or(terms) => {
+            let mut open = Vec::new();
+            for term in terms {
+                match specialise(term, topic) {
+                    Known::True => return Known::True,
+                    Known::False => {}
+                    Known::Open(term) => open.push(term),
+                }
+            }
+            match open.len() {
+                0 => Known::False,
+                1 => Known::Open(open.remove(0)),
+                _ => Known::Open(Cond::Or(open)),
+            }
+        }
     }
 }
 
@@ -499,8 +588,14 @@ fn compile_plugin(plugin: &ast::Plugin) -> Result<CompiledPlugin, CompileError> 
             }),
         }
     }
+    let subscribes = plugin
+        .subscribes
+        .iter()
+        .map(|p| pattern_of(&p.text))
+        .collect::<Result<_, _>>()?;
     Ok(CompiledPlugin {
         name: plugin.name.text.clone(),
+        subscribes,
         receive_all,
         receives,
         endpoint: plugin.endpoints.first().map(|e| e.text.clone()),

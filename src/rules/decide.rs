@@ -115,12 +115,14 @@ pub struct FilterError {
 // ---------------------------------------------------------------------------
 // Evaluation
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::ast::CompareOp;
-use super::compile::{Cond, Engine, FieldTree, Test};
+use std::sync::Arc;
+
+use super::compile::{Cond, Engine, FieldTree, Plan, Test};
 use super::topic::TopicPattern;
-use crate::actions::location::{self, Step};
+use crate::actions::location::{self, CompiledPath, Step};
 use crate::actions::{self as field_actions, FieldAction, Tools};
 use crate::config::FilterMode;
 use crate::keys::KeyRing;
@@ -143,6 +145,61 @@ impl Engine {
         keys: &KeyRing,
         mode: FilterMode,
     ) -> Result<Decision, Rejection> {
+        let plan = self.admit(event)?;
+        let mut root = event_root(event);
+        let (recipients, routed) = self.recipients(&plan, &root);
+
+        let tools = Tools {
+            keys,
+            detectors: &self.detectors,
+        };
+        let mut deliveries = Vec::with_capacity(recipients.len());
+        for (name, id) in recipients {
+            set_subscriber(&mut root, name);
+            let mut delivery = self.deliver(&plan, event, &root, id, &tools, mode);
+            delivery.routed = routed.contains(&id);
+            deliveries.push(delivery);
+        }
+        Ok(Decision { deliveries })
+    }
+
+    /// Routing only: the recipients of an event, by name, without
+    /// computing what each one gets.
+    pub fn route(&self, event: &Event) -> Result<Vec<String>, Rejection> {
+        let plan = self.admit(event)?;
+        let root = event_root(event);
+        let (recipients, _) = self.recipients(&plan, &root);
+        Ok(recipients
+            .into_iter()
+            .map(|(name, _)| name.to_string())
+            .collect())
+    }
+
+    /// Routing by the plainest method: every plugin's patterns and every
+    /// rule's condition, with no trie, index or cache. The baseline the
+    /// benchmarks compare [`Engine::route`] with; not for production use.
+    #[doc(hidden)]
+    pub fn route_by_scanning(&self, event: &Event) -> Vec<String> {
+        let root = event_root(event);
+        let mut recipients = BTreeSet::new();
+        for plugin in &self.plugins {
+            if plugin.subscribes.iter().any(|p| p.matches(&event.topic)) {
+                recipients.insert(plugin.name.as_str());
+            }
+        }
+        for rule in &self.rules {
+            if holds(rule.condition.as_ref(), &root) {
+                for target in &rule.routes {
+                    recipients.insert(self.plugins[*target].name.as_str());
+                }
+            }
+        }
+        recipients.into_iter().map(str::to_string).collect()
+    }
+
+    /// Checks what makes an event acceptable at all: a concrete topic, a
+    /// publisher allowed on it, a payload its models accept.
+    fn admit(&self, event: &Event) -> Result<Arc<Plan>, Rejection> {
         if TopicPattern::parse_topic(&event.topic).is_err() {
             return Err(Rejection::InvalidTopic);
         }
@@ -157,42 +214,35 @@ impl Engine {
         for model in &plan.models {
             self.validate(*model, &event.payload)?;
         }
+        Ok(plan)
+    }
 
-        let mut root = event_root(event);
+    /// The subscribers of the topic and the plugins routed to, by name,
+    /// with the ids of the routed ones.
+    fn recipients(&self, plan: &Plan, root: &Value) -> (BTreeSet<(&str, usize)>, BTreeSet<usize>) {
         let mut recipients: BTreeSet<(&str, usize)> = plan
             .subscribers
             .iter()
             .map(|id| (self.plugins[*id].name.as_str(), *id))
             .collect();
         let mut routed = BTreeSet::new();
-        for rule_id in &plan.routing {
-            let rule = &self.rules[*rule_id];
-            if holds(rule.condition.as_ref(), &root) {
+        for position in &plan.routing {
+            let planned = &plan.rules[*position];
+            let rule = &self.rules[planned.id];
+            if holds(planned.condition.as_ref(), root) {
                 for target in &rule.routes {
                     recipients.insert((self.plugins[*target].name.as_str(), *target));
                     routed.insert(*target);
                 }
             }
         }
-
-        let tools = Tools {
-            keys,
-            detectors: &self.detectors,
-        };
-        let mut deliveries = Vec::with_capacity(recipients.len());
-        for (name, id) in recipients {
-            set_subscriber(&mut root, name);
-            let mut delivery = self.deliver(&plan.rules, event, &root, id, &tools, mode);
-            delivery.routed = routed.contains(&id);
-            deliveries.push(delivery);
-        }
-        Ok(Decision { deliveries })
+        (recipients, routed)
     }
 
     /// The delivery for one recipient; `root` names it as `subscriber`.
     fn deliver(
         &self,
-        index: &super::compile::RuleIndex,
+        plan: &Plan,
         event: &Event,
         root: &Value,
         plugin_id: usize,
@@ -201,6 +251,10 @@ impl Engine {
     ) -> Delivery {
         let plugin = &self.plugins[plugin_id];
 
+        // Positions in the plan of the rules that may hold for this
+        // recipient: the unindexed ones, and those whose indexed equality
+        // test the event and recipient satisfy.
+        let index = &plan.index;
         let mut candidates: Vec<usize> = index.general.clone();
         if let Some(rules) = index.by_subscriber.get(&plugin_id) {
             candidates.extend(rules);
@@ -219,7 +273,8 @@ impl Engine {
         candidates.dedup();
         let matched: Vec<usize> = candidates
             .into_iter()
-            .filter(|id| holds(self.rules[*id].condition.as_ref(), root))
+            .filter(|position| holds(plan.rules[*position].condition.as_ref(), root))
+            .map(|position| plan.rules[position].id)
             .collect();
 
         let mut fired: Vec<String> = matched
@@ -247,8 +302,15 @@ impl Engine {
 
         // The recipient's view: its `receive` projection of the payload,
         // beside the event's other members.
-        let mut view = root.clone();
-        view["payload"] = self.project(plugin_id, root);
+        let mut view = Map::with_capacity(5);
+        for member in ["topic", "publisher", "subscriber", "attributes"] {
+            view.insert(
+                member.to_string(),
+                root.get(member).cloned().unwrap_or(Value::Null),
+            );
+        }
+        view.insert("payload".to_string(), self.project(plugin_id, root));
+        let mut view = Value::Object(view);
 
         let mut located = Vec::new();
         for receive in &plugin.receives {
@@ -423,54 +485,50 @@ fn set_subscriber(root: &mut Value, name: &str) {
 /// covers the whole subtree. Returns them deepest first, later array
 /// elements first, so that a removal never shifts a location still to be
 /// visited.
-fn resolve(located: Vec<Located<'_>>) -> Vec<Located<'_>> {
-    let mut strongest: HashMap<Vec<Step>, Located<'_>> = HashMap::new();
-    let mut redactions: Vec<Located<'_>> = Vec::new();
+fn resolve(mut located: Vec<Located<'_>>) -> Vec<Located<'_>> {
+    // Sorted by location, a parent comes before its children, and at one
+    // location the action that wins comes first (redactions last).
+    located.sort_by(|a, b| {
+        a.location
+            .cmp(&b.location)
+            .then_with(|| b.action.strength().cmp(&a.action.strength()))
+            .then_with(|| tie_order(a).cmp(&tie_order(b)))
+    });
+
+    let mut kept: Vec<Located<'_>> = Vec::with_capacity(located.len());
+    // Kept actions other than redactions on the path down to the current
+    // location: their index in `kept`, and the strongest strength from the
+    // top down to them.
+    let mut above: Vec<(usize, u8)> = Vec::new();
     for candidate in located {
-        if matches!(candidate.action, FieldAction::Redact { .. }) {
-            redactions.push(candidate);
-        } else if strongest
-            .get(&candidate.location)
-            .is_none_or(|current| outranks(&candidate, current))
+        let strength = candidate.action.strength();
+        if let Some(last) = kept.last()
+            && last.location == candidate.location
         {
-            strongest.insert(candidate.location.clone(), candidate);
+            // Another action at a place already decided: only redactions
+            // add to redactions.
+            if last.action.strength() == 1 && strength == 1 {
+                kept.push(candidate);
+            }
+            continue;
         }
+        while let Some(&(index, _)) = above.last() {
+            let parent = &kept[index].location;
+            if parent.len() < candidate.location.len() && candidate.location.starts_with(parent) {
+                break;
+            }
+            above.pop();
+        }
+        let strongest_above = above.last().map_or(0, |(_, s)| *s);
+        if strongest_above >= covering_strength(candidate.action) {
+            continue;
+        }
+        if strength >= 2 {
+            above.push((kept.len(), strength.max(strongest_above)));
+        }
+        kept.push(candidate);
     }
 
-    let mut strength_at: HashMap<Vec<Step>, u8> = strongest
-        .iter()
-        .map(|(location, chosen)| (location.clone(), chosen.action.strength()))
-        .collect();
-    for redaction in &redactions {
-        strength_at.entry(redaction.location.clone()).or_insert(1);
-    }
-    // An action is covered by an action above it that is at least as
-    // strong; a redaction also by anything stronger at its own place.
-    // Redactions never cover each other.
-    let covered = |location: &[Step], threshold: u8, include_self: bool| {
-        let lengths = if include_self {
-            0..location.len() + 1
-        } else {
-            0..location.len()
-        };
-        lengths.into_iter().any(|len| {
-            strength_at
-                .get(&location[..len])
-                .is_some_and(|s| *s >= threshold)
-        })
-    };
-
-    let mut kept: Vec<Located<'_>> = Vec::new();
-    for chosen in strongest.into_values() {
-        if !covered(&chosen.location, chosen.action.strength(), false) {
-            kept.push(chosen);
-        }
-    }
-    for redaction in redactions {
-        if !covered(&redaction.location, 2, true) {
-            kept.push(redaction);
-        }
-    }
     kept.sort_by(|a, b| {
         b.location
             .len()
@@ -481,15 +539,19 @@ fn resolve(located: Vec<Located<'_>>) -> Vec<Located<'_>> {
     kept
 }
 
-/// Whether `a` replaces `b` at one location: stronger wins; between equals,
-/// a fixed order on their parameters, so the result never depends on the
-/// order of rules or files.
-fn outranks(a: &Located<'_>, b: &Located<'_>) -> bool {
-    let (sa, sb) = (a.action.strength(), b.action.strength());
-    if sa != sb {
-        return sa > sb;
+/// The least strength that an action above `action` must have to cover
+/// it, so that `action` is dropped.
+///
+/// An action at least as strong covers it, and anything but a redaction
+/// covers a redaction. A hash also covers an encryption: the hash replaces
+/// the whole value anyway, and computed over a fresh (random) ciphertext
+/// it would give a new pseudonym for the same input every time (SPEC
+/// 2.3.7), so the encryption is dropped and the hash sees the plaintext.
+fn covering_strength(action: &FieldAction) -> u8 {
+    match action {
+        FieldAction::Encrypt { .. } => FieldAction::Hash { key: None }.strength(),
+        other => other.strength().max(2),
     }
-    tie_order(a) < tie_order(b)
 }
 
 /// Between equal actions: the smaller `keep`, then the smaller key id
@@ -514,36 +576,43 @@ fn evaluate(condition: &Cond, root: &Value) -> bool {
         Cond::And(terms) => terms.iter().all(|t| evaluate(t, root)),
         Cond::Or(terms) => terms.iter().any(|t| evaluate(t, root)),
         Cond::Not(inner) => !evaluate(inner, root),
-        Cond::Test(path, test) => {
-            let values = path.values(root);
-            match test {
-                Test::Exists => !values.is_empty(),
-                Test::Compare(CompareOp::Eq, literal) => values.iter().any(|v| json_eq(v, literal)),
-                Test::Compare(CompareOp::Ne, literal) => {
-                    !values.iter().any(|v| json_eq(v, literal))
-                }
-                Test::Compare(op, literal) => values.iter().any(|v| compare(v, *op, literal)),
-                Test::In(literals) => values
-                    .iter()
-                    .any(|v| literals.iter().any(|l| json_eq(v, l))),
-                Test::Regex(regex) => values
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|s| regex.is_match(s))),
-                Test::Topic(pattern) => values
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|s| pattern.matches(s))),
-                Test::StartsWith(prefix) => values
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|s| s.starts_with(prefix.as_str()))),
-                Test::Contains(needle) => values.iter().any(|v| match v {
-                    Value::String(s) => s.contains(needle.as_str()),
-                    Value::Array(items) => items
-                        .iter()
-                        .any(|item| item.as_str() == Some(needle.as_str())),
-                    _ => false,
-                }),
-            }
+        Cond::Test(path, test) => test_holds(path, test, root),
+    }
+}
+
+/// Whether one test holds: for some value the path selects (a plain path
+/// selects at most one), or, for `!=`, for none of them.
+pub(super) fn test_holds(path: &CompiledPath, test: &Test, root: &Value) -> bool {
+    match path.segments() {
+        Some(segments) => {
+            let value = segments
+                .iter()
+                .try_fold(root, |value, segment| value.get(segment.as_str()));
+            test_values(test, value.into_iter())
         }
+        None => test_values(test, path.values(root).into_iter()),
+    }
+}
+
+fn test_values<'v>(test: &Test, mut values: impl Iterator<Item = &'v Value>) -> bool {
+    match test {
+        Test::Exists => values.next().is_some(),
+        Test::Compare(CompareOp::Eq, literal) => values.any(|v| json_eq(v, literal)),
+        Test::Compare(CompareOp::Ne, literal) => !values.any(|v| json_eq(v, literal)),
+        Test::Compare(op, literal) => values.any(|v| compare(v, *op, literal)),
+        Test::In(literals) => values.any(|v| literals.iter().any(|l| json_eq(v, l))),
+        Test::Regex(regex) => values.any(|v| v.as_str().is_some_and(|s| regex.is_match(s))),
+        Test::Topic(pattern) => values.any(|v| v.as_str().is_some_and(|s| pattern.matches(s))),
+        Test::StartsWith(prefix) => {
+            values.any(|v| v.as_str().is_some_and(|s| s.starts_with(prefix.as_str())))
+        }
+        Test::Contains(needle) => values.any(|v| match v {
+            Value::String(s) => s.contains(needle.as_str()),
+            Value::Array(items) => items
+                .iter()
+                .any(|item| item.as_str() == Some(needle.as_str())),
+            _ => false,
+        }),
     }
 }
 
