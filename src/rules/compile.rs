@@ -344,12 +344,15 @@ impl Engine {
     }
 
     /// The plan of a concrete topic, from the cache or freshly built.
-    pub(super) fn plan(&self, topic: &str) -> Arc<Plan> {
+    /// `None` when `topic` is not a valid concrete topic; only valid
+    /// topics are cached, so a hit needs no validation.
+    pub(super) fn plan(&self, topic: &str) -> Option<Arc<Plan>> {
         if let Ok(plans) = self.plans.read()
             && let Some(plan) = plans.get(topic)
         {
-            return Arc::clone(plan);
+            return Some(Arc::clone(plan));
         }
+        TopicPattern::parse_topic(topic).ok()?;
         let plan = Arc::new(self.build_plan(topic));
         if let Ok(mut plans) = self.plans.write() {
             if plans.len() >= PLAN_CACHE_SIZE {
@@ -357,7 +360,7 @@ impl Engine {
             }
             plans.insert(topic.to_string(), Arc::clone(&plan));
         }
-        plan
+        Some(plan)
     }
 
     fn build_plan(&self, topic: &str) -> Plan {

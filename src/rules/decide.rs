@@ -121,7 +121,6 @@ use super::ast::CompareOp;
 use std::sync::Arc;
 
 use super::compile::{Cond, Engine, FieldTree, Plan, Test};
-use super::topic::TopicPattern;
 use crate::actions::location::{self, CompiledPath, Step};
 use crate::actions::{self as field_actions, FieldAction, Tools};
 use crate::config::FilterMode;
@@ -146,7 +145,7 @@ impl Engine {
         mode: FilterMode,
     ) -> Result<Decision, Rejection> {
         let plan = self.admit(event)?;
-        let mut root = event_root(event);
+        let mut root = EventView::new(event);
         let (recipients, routed) = self.recipients(&plan, &root);
 
         let tools = Tools {
@@ -155,7 +154,7 @@ impl Engine {
         };
         let mut deliveries = Vec::with_capacity(recipients.len());
         for (name, id) in recipients {
-            set_subscriber(&mut root, name);
+            root.set_subscriber(name);
             let mut delivery = self.deliver(&plan, event, &root, id, &tools, mode);
             delivery.routed = routed.contains(&id);
             deliveries.push(delivery);
@@ -167,7 +166,7 @@ impl Engine {
     /// computing what each one gets.
     pub fn route(&self, event: &Event) -> Result<Vec<String>, Rejection> {
         let plan = self.admit(event)?;
-        let root = event_root(event);
+        let root = EventView::new(event);
         let (recipients, _) = self.recipients(&plan, &root);
         Ok(recipients
             .into_iter()
@@ -180,7 +179,7 @@ impl Engine {
     /// benchmarks compare [`Engine::route`] with; not for production use.
     #[doc(hidden)]
     pub fn route_by_scanning(&self, event: &Event) -> Vec<String> {
-        let root = event_root(event);
+        let root = EventView::new(event);
         let mut recipients = BTreeSet::new();
         for plugin in &self.plugins {
             if plugin.subscribes.iter().any(|p| p.matches(&event.topic)) {
@@ -200,10 +199,7 @@ impl Engine {
     /// Checks what makes an event acceptable at all: a concrete topic, a
     /// publisher allowed on it, a payload its models accept.
     fn admit(&self, event: &Event) -> Result<Arc<Plan>, Rejection> {
-        if TopicPattern::parse_topic(&event.topic).is_err() {
-            return Err(Rejection::InvalidTopic);
-        }
-        let plan = self.plan(&event.topic);
+        let plan = self.plan(&event.topic).ok_or(Rejection::InvalidTopic)?;
 
         let publisher = self.plugin_ids.get(&event.publisher);
         if !publisher.is_some_and(|id| plan.publishers.contains(id)) {
@@ -219,7 +215,11 @@ impl Engine {
 
     /// The subscribers of the topic and the plugins routed to, by name,
     /// with the ids of the routed ones.
-    fn recipients(&self, plan: &Plan, root: &Value) -> (BTreeSet<(&str, usize)>, BTreeSet<usize>) {
+    fn recipients(
+        &self,
+        plan: &Plan,
+        root: &EventView<'_>,
+    ) -> (BTreeSet<(&str, usize)>, BTreeSet<usize>) {
         let mut recipients: BTreeSet<(&str, usize)> = plan
             .subscribers
             .iter()
@@ -244,7 +244,7 @@ impl Engine {
         &self,
         plan: &Plan,
         event: &Event,
-        root: &Value,
+        root: &EventView<'_>,
         plugin_id: usize,
         tools: &Tools<'_>,
         mode: FilterMode,
@@ -306,7 +306,7 @@ impl Engine {
         for member in ["topic", "publisher", "subscriber", "attributes"] {
             view.insert(
                 member.to_string(),
-                root.get(member).cloned().unwrap_or(Value::Null),
+                root.member(member).cloned().unwrap_or(Value::Null),
             );
         }
         view.insert("payload".to_string(), self.project(plugin_id, root));
@@ -371,15 +371,35 @@ impl Engine {
     }
 
     /// The payload fields a plugin may see, with their parents.
-    fn project(&self, plugin_id: usize, root: &Value) -> Value {
+    fn project(&self, plugin_id: usize, root: &EventView<'_>) -> Value {
         let plugin = &self.plugins[plugin_id];
         if plugin.receive_all {
-            return root.get("payload").cloned().unwrap_or(Value::Null);
+            return root.event.payload.clone();
         }
         let mut projected = Value::Object(Map::new());
         for receive in &plugin.receives {
-            for location in receive.path.locate(root) {
-                let Some(value) = location::get(root, &location) else {
+            // A plain path reads the payload in place.
+            if let Some([top, inside @ ..]) = receive.path.segments() {
+                if top != "payload" {
+                    continue;
+                }
+                let found = inside
+                    .iter()
+                    .try_fold(&root.event.payload, |value, member| {
+                        value.get(member.as_str())
+                    });
+                if let Some(value) = found {
+                    if inside.is_empty() {
+                        return value.clone();
+                    }
+                    let steps: Vec<Step> = inside.iter().cloned().map(Step::Key).collect();
+                    location::insert(&mut projected, &steps, value.clone());
+                }
+                continue;
+            }
+            let whole = root.whole();
+            for location in receive.path.locate(whole) {
+                let Some(value) = location::get(whole, &location) else {
                     continue;
                 };
                 let [Step::Key(member), inside @ ..] = location.as_slice() else {
@@ -462,20 +482,79 @@ fn validate_object(
     Ok(())
 }
 
-/// The event as conditions and paths see it.
-fn event_root(event: &Event) -> Value {
-    let mut root = Map::with_capacity(5);
-    root.insert("topic".into(), Value::String(event.topic.clone()));
-    root.insert("publisher".into(), Value::String(event.publisher.clone()));
-    root.insert("subscriber".into(), Value::Null);
-    root.insert("attributes".into(), Value::Object(event.attributes.clone()));
-    root.insert("payload".into(), event.payload.clone());
-    Value::Object(root)
+/// What conditions and paths are evaluated against: the event object
+/// `{topic, publisher, subscriber, attributes, payload}`.
+pub(super) trait Root {
+    /// A top-level member.
+    fn member(&self, name: &str) -> Option<&Value>;
+    /// The whole event as one value, for JSONPaths.
+    fn whole(&self) -> &Value;
 }
 
-fn set_subscriber(root: &mut Value, name: &str) {
-    if let Some(subscriber) = root.get_mut("subscriber") {
-        *subscriber = Value::String(name.to_string());
+impl Root for Value {
+    fn member(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+
+    fn whole(&self) -> &Value {
+        self
+    }
+}
+
+/// The event seen through its members, borrowing the payload: plain paths
+/// read it in place, and only a JSONPath makes the whole event a value
+/// (once, then kept up to date).
+struct EventView<'e> {
+    event: &'e Event,
+    topic: Value,
+    publisher: Value,
+    subscriber: Value,
+    attributes: Value,
+    whole: std::cell::OnceCell<Value>,
+}
+
+impl<'e> EventView<'e> {
+    fn new(event: &'e Event) -> Self {
+        EventView {
+            event,
+            topic: Value::String(event.topic.clone()),
+            publisher: Value::String(event.publisher.clone()),
+            subscriber: Value::Null,
+            attributes: Value::Object(event.attributes.clone()),
+            whole: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn set_subscriber(&mut self, name: &str) {
+        self.subscriber = Value::String(name.to_string());
+        if let Some(whole) = self.whole.get_mut() {
+            whole["subscriber"] = self.subscriber.clone();
+        }
+    }
+}
+
+impl Root for EventView<'_> {
+    fn member(&self, name: &str) -> Option<&Value> {
+        match name {
+            "topic" => Some(&self.topic),
+            "publisher" => Some(&self.publisher),
+            "subscriber" => Some(&self.subscriber),
+            "attributes" => Some(&self.attributes),
+            "payload" => Some(&self.event.payload),
+            _ => None,
+        }
+    }
+
+    fn whole(&self) -> &Value {
+        self.whole.get_or_init(|| {
+            let mut root = Map::with_capacity(5);
+            root.insert("topic".into(), self.topic.clone());
+            root.insert("publisher".into(), self.publisher.clone());
+            root.insert("subscriber".into(), self.subscriber.clone());
+            root.insert("attributes".into(), self.attributes.clone());
+            root.insert("payload".into(), self.event.payload.clone());
+            Value::Object(root)
+        })
     }
 }
 
@@ -567,11 +646,11 @@ fn tie_order<'a>(located: &'a Located<'_>) -> (u32, &'a str, &'a str, &'a str) {
     (keep, key, located.rule.unwrap_or(""), located.path)
 }
 
-fn holds(condition: Option<&Cond>, root: &Value) -> bool {
+fn holds(condition: Option<&Cond>, root: &impl Root) -> bool {
     condition.is_none_or(|c| evaluate(c, root))
 }
 
-fn evaluate(condition: &Cond, root: &Value) -> bool {
+fn evaluate(condition: &Cond, root: &impl Root) -> bool {
     match condition {
         Cond::And(terms) => terms.iter().all(|t| evaluate(t, root)),
         Cond::Or(terms) => terms.iter().any(|t| evaluate(t, root)),
@@ -582,15 +661,16 @@ fn evaluate(condition: &Cond, root: &Value) -> bool {
 
 /// Whether one test holds: for some value the path selects (a plain path
 /// selects at most one), or, for `!=`, for none of them.
-pub(super) fn test_holds(path: &CompiledPath, test: &Test, root: &Value) -> bool {
+pub(super) fn test_holds(path: &CompiledPath, test: &Test, root: &impl Root) -> bool {
     match path.segments() {
-        Some(segments) => {
-            let value = segments
-                .iter()
-                .try_fold(root, |value, segment| value.get(segment.as_str()));
+        Some([first, rest @ ..]) => {
+            let value = root.member(first).and_then(|top| {
+                rest.iter()
+                    .try_fold(top, |value, segment| value.get(segment.as_str()))
+            });
             test_values(test, value.into_iter())
         }
-        None => test_values(test, path.values(root).into_iter()),
+        _ => test_values(test, path.values(root.whole()).into_iter()),
     }
 }
 
