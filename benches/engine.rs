@@ -254,7 +254,10 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-#[expect(clippy::print_stderr, reason = "the benchmark reports a figure criterion cannot measure")]
+#[expect(
+    clippy::print_stderr,
+    reason = "the benchmark reports a figure criterion cannot measure"
+)]
 fn compiling(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);

@@ -163,6 +163,56 @@ impl KeyRing {
         Ok(id)
     }
 
+    /// Adds a key named `id` to the key file at `path` unless the file
+    /// already holds one, creating the file when missing. Returns whether
+    /// a key was added. The default key stays the default: the new key is
+    /// dated no later than it and written first. Same file handling (and
+    /// FIXME) as [`KeyRing::generate_into`].
+    pub fn generate_named_into(path: &Path, id: &str) -> Result<bool, KeyError> {
+        if !is_valid_id(id) {
+            return Err(KeyError::BadFormat {
+                reason: "a key id is 1 to 64 letters, digits, `_`, `-` or `.`",
+            });
+        }
+        let existing = match std::fs::read_to_string(path) {
+            Ok(text) => parse_key_file(&text).map_err(|reason| KeyError::Malformed {
+                path: path.to_path_buf(),
+                reason,
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if existing.iter().any(|entry| entry.id == id) {
+            return Ok(false);
+        }
+
+        let newest = existing.iter().map(|entry| entry.created_at).max();
+        let created_at = newest.map_or(Timestamp::now(), |newest| newest.min(Timestamp::now()));
+        let mut aes = [0u8; KEY_LEN];
+        let mut mac = [0u8; KEY_LEN];
+        random(&mut aes)?;
+        random(&mut mac)?;
+
+        let mut documents = vec![key_document(id, created_at, &aes, &mac)];
+        documents.extend(existing.into_iter().map(|entry| entry.raw));
+        let mut file = Map::new();
+        file.insert("keys".into(), Value::Array(documents));
+        let mut text = match serde_json::to_string_pretty(&Value::Object(file)) {
+            Ok(text) => text,
+            Err(_) => unreachable!("a JSON value of strings always serializes"),
+        };
+        text.push('\n');
+
+        write_private(path, text.as_bytes())?;
+        Ok(true)
+    }
+
     /// A ring of one random key that lives in memory only, for `test` and
     /// `explain` when no key file exists. Its id is [`EPHEMERAL_ID`].
     pub fn ephemeral() -> KeyRing {

@@ -5,8 +5,12 @@
 //! them.
 
 pub mod actions;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod keys;
 pub mod load;
+mod private_file;
 pub mod rules;
+pub mod store;

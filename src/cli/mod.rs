@@ -14,11 +14,14 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+mod audit;
 mod check;
 mod decrypt;
 mod explain;
 mod keys;
+mod serve;
 mod test;
+mod token;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -44,6 +47,8 @@ pub struct Cli {
 pub enum Command {
     /// Check rule files (and, with --config, the configuration).
     Check(check::CheckArgs),
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
     /// Run the `test` blocks of rule files.
     Test(test::TestArgs),
     /// Show what each recipient of one event would get, and why.
@@ -52,6 +57,10 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Print the plaintext JSON of an encrypted (`enc:v1:`) value.
     Decrypt(decrypt::DecryptArgs),
+    /// Manage bearer tokens.
+    Token(token::TokenArgs),
+    /// Verify or export the audit chain.
+    Audit(audit::AuditArgs),
 }
 
 /// The default configuration file, used when `--config` is not given.
@@ -62,10 +71,13 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => check::run(cli.config.as_deref(), args),
+        Command::Serve(args) => serve::run(cli.config.as_deref(), args),
         Command::Test(args) => test::run(cli.config.as_deref(), args),
         Command::Explain(args) => explain::run(cli.config.as_deref(), args),
         Command::Keys(args) => keys::run(cli.config.as_deref(), args),
         Command::Decrypt(args) => decrypt::run(cli.config.as_deref(), args),
+        Command::Token(args) => token::run(cli.config.as_deref(), args),
+        Command::Audit(args) => audit::run(cli.config.as_deref(), args),
     };
     ExitCode::from(code)
 }

@@ -419,3 +419,26 @@ fn timestamps_parse_rfc_3339_and_print_utc() {
         assert_eq!(days_from_civil(y, m, d), days);
     }
 }
+
+#[test]
+fn named_keys_are_added_once_and_leave_the_default_alone() {
+    let path = temp_dir("named").join("keys.json");
+    assert!(KeyRing::generate_named_into(&path, "patients").unwrap());
+    assert_eq!(
+        KeyRing::load(&path).unwrap().default_id(),
+        Some("patients"),
+        "the only key is the default"
+    );
+
+    let default = KeyRing::generate_into(&path).unwrap();
+    assert!(KeyRing::generate_named_into(&path, "billing").unwrap());
+    assert!(!KeyRing::generate_named_into(&path, "billing").unwrap());
+    let ring = KeyRing::load(&path).unwrap();
+    assert_eq!(ring.ids().count(), 3);
+    assert_eq!(ring.default_id(), Some(default.as_str()));
+
+    assert!(matches!(
+        KeyRing::generate_named_into(&path, "no:colons"),
+        Err(KeyError::BadFormat { .. })
+    ));
+}

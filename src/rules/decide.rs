@@ -339,10 +339,19 @@ impl Engine {
             }
         }
 
-        for chosen in resolve(located) {
-            if let Err(error) =
+        let chosen = resolve(located);
+        let transformed: Vec<&[Step]> = chosen
+            .iter()
+            .filter(|c| !is_redaction(c.action))
+            .map(|c| c.location.as_slice())
+            .collect();
+        for chosen in &chosen {
+            let applied = if is_redaction(chosen.action) {
+                redact_around(chosen, &transformed, &mut view, tools)
+            } else {
                 field_actions::apply(chosen.action, &mut view, &chosen.location, tools)
-            {
+            };
+            if let Err(error) = applied {
                 delivery.filter_errors.push(FilterError {
                     rule: chosen.rule.map(str::to_string),
                     path: chosen.path.to_string(),
@@ -426,15 +435,19 @@ impl Engine {
                 model: model.name.clone(),
             });
         };
-        validate_object(&model.name, &model.fields, object, "")
+        validate_object(&model.name, &model.fields, object, "", false)
     }
 }
 
+/// Checks the members of `object` against the fields of `tree`. Below a
+/// declared field (`covered`) any member may appear, but the declared
+/// fields further down still hold their values to their types.
 fn validate_object(
     model: &str,
     tree: &FieldTree,
     object: &Map<String, Value>,
     prefix: &str,
+    covered: bool,
 ) -> Result<(), Rejection> {
     for (key, value) in object {
         let field = if prefix.is_empty() {
@@ -443,40 +456,45 @@ fn validate_object(
             format!("{prefix}.{key}")
         };
         let Some(node) = tree.children.get(key) else {
+            if covered {
+                continue;
+            }
             return Err(Rejection::UndeclaredField {
                 model: model.to_string(),
                 field,
             });
         };
-        match &node.declared {
-            Some((_, Some(ty))) => {
-                let (ok, expected) = match ty {
-                    super::ast::FieldType::String => (value.is_string(), "string"),
-                    super::ast::FieldType::Number => (value.is_number(), "number"),
-                    super::ast::FieldType::Boolean => (value.is_boolean(), "boolean"),
-                    super::ast::FieldType::Object => (value.is_object(), "object"),
-                    super::ast::FieldType::Array => (value.is_array(), "array"),
-                };
-                // `null` stands for an absent value of any type.
-                if !ok && !value.is_null() {
-                    return Err(Rejection::WrongType {
-                        model: model.to_string(),
-                        field,
-                        expected,
-                    });
-                }
+        if let Some((_, Some(ty))) = &node.declared {
+            let (ok, expected) = match ty {
+                super::ast::FieldType::String => (value.is_string(), "string"),
+                super::ast::FieldType::Number => (value.is_number(), "number"),
+                super::ast::FieldType::Boolean => (value.is_boolean(), "boolean"),
+                super::ast::FieldType::Object => (value.is_object(), "object"),
+                super::ast::FieldType::Array => (value.is_array(), "array"),
+            };
+            // `null` stands for an absent value of any type.
+            if !ok && !value.is_null() {
+                return Err(Rejection::WrongType {
+                    model: model.to_string(),
+                    field,
+                    expected,
+                });
             }
-            Some((_, None)) => {}
-            None => match value {
-                Value::Object(inner) => validate_object(model, &node.children, inner, &field)?,
-                _ => {
-                    return Err(Rejection::WrongType {
-                        model: model.to_string(),
-                        field,
-                        expected: "object",
-                    });
-                }
-            },
+        }
+        let covered = covered || node.declared.is_some();
+        match value {
+            Value::Object(inner) if !node.children.children.is_empty() => {
+                validate_object(model, &node.children, inner, &field, covered)?;
+            }
+            _ if covered => {}
+            // A member that only leads to declared fields must hold them.
+            _ => {
+                return Err(Rejection::WrongType {
+                    model: model.to_string(),
+                    field,
+                    expected: "object",
+                });
+            }
         }
     }
     Ok(())
@@ -561,7 +579,8 @@ impl Root for EventView<'_> {
 /// Keeps, of all the actions located in one payload, those that apply:
 /// per location the strongest action (every redaction, when nothing
 /// stronger is there), and none below a location whose action already
-/// covers the whole subtree. Returns them deepest first, later array
+/// covers the whole subtree. Returns the redactions first, as they change
+/// no structure; then the other actions deepest first, later array
 /// elements first, so that a removal never shifts a location still to be
 /// visited.
 fn resolve(mut located: Vec<Located<'_>>) -> Vec<Located<'_>> {
@@ -609,13 +628,50 @@ fn resolve(mut located: Vec<Located<'_>>) -> Vec<Located<'_>> {
     }
 
     kept.sort_by(|a, b| {
-        b.location
-            .len()
-            .cmp(&a.location.len())
+        (!is_redaction(a.action))
+            .cmp(&!is_redaction(b.action))
+            .then_with(|| b.location.len().cmp(&a.location.len()))
             .then_with(|| b.location.cmp(&a.location))
             .then_with(|| tie_order(a).cmp(&tie_order(b)))
     });
     kept
+}
+
+fn is_redaction(action: &FieldAction) -> bool {
+    matches!(action, FieldAction::Redact { .. })
+}
+
+/// Applies a redaction, leaving alone the values below it that a stronger
+/// action (at one of the `transformed` locations) is still to transform:
+/// on each value the strongest action wins (SPEC 2.3.5), and a redaction
+/// applied over them would rewrite the kept characters of a mask or the
+/// inside of an encrypted or hashed value. Those values are taken out
+/// while the redaction runs and put back after.
+fn redact_around(
+    redaction: &Located<'_>,
+    transformed: &[&[Step]],
+    view: &mut Value,
+    tools: &Tools<'_>,
+) -> Result<(), field_actions::ActionError> {
+    let at = redaction.location.as_slice();
+    let mut taken = Vec::new();
+    for inner in transformed {
+        if inner.len() > at.len()
+            && inner.starts_with(at)
+            && let Some(value) = location::get_mut(view, inner)
+        {
+            taken.push((*inner, value.take()));
+        }
+    }
+    let applied = field_actions::apply(redaction.action, view, at, tools);
+    // In reverse: when a value and one inside it were both taken out, the
+    // outer one goes back first and the inner one then into it.
+    for (inner, value) in taken.into_iter().rev() {
+        if let Some(slot) = location::get_mut(view, inner) {
+            *slot = value;
+        }
+    }
+    applied
 }
 
 /// The least strength that an action above `action` must have to cover

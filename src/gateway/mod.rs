@@ -1,0 +1,8 @@
+//! The HTTPS side of phigate: the TLS listener and the files a start
+//! needs.
+
+pub mod bootstrap;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod tls;

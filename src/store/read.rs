@@ -1,0 +1,141 @@
+//! Reads, on the pool of read-only connections. Under WAL they see the
+//! last committed state and never wait for the writer.
+
+use sqlx::SqlitePool;
+
+use super::audit::{AuditRow, Walk, audit_columns};
+use super::time::Millis;
+use super::{AuditRecord, ChainReport, Health, StoreError};
+
+/// Audit rows read per query when walking the chain.
+const PAGE: i64 = 1_000;
+
+pub(crate) async fn health(reads: &SqlitePool, plugin: &str) -> Result<Health, StoreError> {
+    let now = Millis::now().to_rfc3339();
+
+    // Served by the partial index on open deliveries: acknowledged rows
+    // are not scanned. A lease that ran out counts as pending again.
+    let (pending, leased, oldest_age): (i64, i64, Option<f64>) = sqlx::query_as(
+        "SELECT \
+             COALESCE(SUM(state = 'pending' OR leased_until <= ?1), 0), \
+             COALESCE(SUM(state = 'leased' AND leased_until > ?1), 0), \
+             (julianday(?1) - julianday(MIN(CASE WHEN state = 'pending' \
+                 OR leased_until <= ?1 THEN published_at END))) * 86400.0 \
+         FROM deliveries \
+         WHERE plugin = ?2 AND state IN ('pending', 'leased')",
+    )
+    .bind(&now)
+    .bind(plugin)
+    .fetch_one(reads)
+    .await?;
+    let (dead,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE plugin = ? AND state = 'dead'")
+            .bind(plugin)
+            .fetch_one(reads)
+            .await?;
+    let last_error: Option<(String,)> = sqlx::query_as(
+        "SELECT last_error FROM deliveries \
+         WHERE plugin = ? AND last_error IS NOT NULL \
+         ORDER BY last_error_at DESC LIMIT 1",
+    )
+    .bind(plugin)
+    .fetch_optional(reads)
+    .await?;
+
+    Ok(Health {
+        pending: count(pending),
+        leased: count(leased),
+        dead: count(dead),
+        // Millisecond precision; never negative, even if the clock stepped
+        // back since the delivery was stored.
+        oldest_pending_age_s: oldest_age.map(|age| (age.max(0.0) * 1000.0).round() / 1000.0),
+        last_error: last_error.map(|(error,)| error),
+    })
+}
+
+/// Whether `plugin` has a delivery that a lease would hand out now. Lets
+/// an idle long-poll skip the writer.
+pub(crate) async fn has_leasable(reads: &SqlitePool, plugin: &str) -> Result<bool, StoreError> {
+    let now = Millis::now().to_rfc3339();
+    let found: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM deliveries \
+         WHERE plugin = ?1 AND push = 0 AND state IN ('pending', 'leased') \
+           AND (state = 'pending' OR leased_until <= ?2) \
+         LIMIT 1",
+    )
+    .bind(plugin)
+    .bind(now)
+    .fetch_optional(reads)
+    .await?;
+    Ok(found.is_some())
+}
+
+pub(crate) async fn audit_after(
+    reads: &SqlitePool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    page(reads, after, i64::from(limit))
+        .await?
+        .into_iter()
+        .map(AuditRow::into_record)
+        .collect()
+}
+
+pub(crate) async fn audit_for_message(
+    reads: &SqlitePool,
+    message_id: &str,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM audit WHERE message_id = ? ORDER BY seq"
+    );
+    let rows: Vec<AuditRow> = sqlx::query_as(sql)
+        .bind(message_id)
+        .fetch_all(reads)
+        .await?;
+    rows.into_iter().map(AuditRow::into_record).collect()
+}
+
+/// Walks the whole chain a page at a time. Records appended during the
+/// walk are checked too when they land on a later page.
+pub(crate) async fn check_chain(reads: &SqlitePool) -> Result<ChainReport, StoreError> {
+    let mut walk = Walk::new();
+    let mut after = 0;
+    loop {
+        let rows = page(reads, after, PAGE).await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.seq;
+        if let Some(broken) = rows.iter().find(|row| !walk.step(row)) {
+            return Ok(ChainReport {
+                intact: walk.records(),
+                broken_at: Some(broken.seq),
+            });
+        }
+    }
+    Ok(ChainReport {
+        intact: walk.records(),
+        broken_at: None,
+    })
+}
+
+async fn page(reads: &SqlitePool, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"
+    );
+    let rows = sqlx::query_as(sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(reads)
+        .await?;
+    Ok(rows)
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
