@@ -472,6 +472,39 @@ async fn audit_export_prints_json_lines_after_a_seq() {
     assert_eq!(all.stdout.lines().count(), 6);
 }
 
+#[tokio::test]
+async fn audit_verify_reads_a_database_left_by_a_crash() {
+    let dir = scratch("crash");
+    let store = open(&dir, ENABLED).await;
+    for _ in 0..3 {
+        store.commit_publish(event(Vec::new())).await.unwrap();
+    }
+    // What a SIGKILL leaves: the database and its WAL, the commits not
+    // yet checkpointed, and no shared-memory index.
+    let copy = scratch("crash-copy");
+    std::fs::create_dir_all(copy.join("data")).unwrap();
+    for file in ["phigate.db", "phigate.db-wal"] {
+        std::fs::copy(dir.join("data").join(file), copy.join("data").join(file)).unwrap();
+    }
+    assert!(
+        std::fs::metadata(copy.join("data/phigate.db-wal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+
+    let config = write_config(&copy);
+    let verify = phigate(&config, &["audit", "verify"]);
+    assert_eq!(verify.code, Some(0), "{verify:?}");
+    assert_eq!(verify.stdout.trim(), "audit chain intact: 3 records");
+}
+
+#[test]
+fn the_store_is_a_cheap_shared_handle() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<Store>();
+}
+
 #[test]
 fn audit_commands_without_a_database_exit_2() {
     let dir = scratch("no-database");
