@@ -22,9 +22,7 @@
 //! ids only.
 
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aes_gcm_siv::Aes256GcmSiv;
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
@@ -518,235 +516,53 @@ fn random(buffer: &mut [u8]) -> Result<(), KeyError> {
 /// Writes `bytes` to `path` atomically, readable by the owner only,
 /// creating missing folders (0700).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let io_error = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KeyError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_private_dir(&dir).map_err(io_error("create", &dir))?;
-
-    let mut suffix = [0u8; 6];
-    random(&mut suffix)?;
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keys.json".into());
-    let temporary = dir.join(format!(
-        ".{name}.{}.tmp",
-        general_purpose::URL_SAFE_NO_PAD.encode(suffix)
-    ));
-
-    let written = (|| {
-        let mut file = open_private(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(KeyError::Io {
+    crate::private_file::write_atomic(path, bytes, crate::private_file::PRIVATE).map_err(|source| {
+        KeyError::Io {
             action: "write",
-            path: temporary,
-            source,
-        });
-    }
-    if let Err(source) = std::fs::rename(&temporary, path) {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(KeyError::Io {
-            action: "replace",
             path: path.to_path_buf(),
             source,
-        });
-    }
-    // Make the rename itself durable. Not every platform can open a
-    // folder for syncing; the key is written either way.
-    if let Ok(folder) = std::fs::File::open(&dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(())
+        }
+    })
 }
 
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// A UTC instant with second precision, enough to order keys.
+/// A UTC instant, enough to order keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Timestamp {
-    /// Seconds since 1970-01-01T00:00:00Z.
-    seconds: i64,
-    nanos: u32,
-}
+struct Timestamp(time::OffsetDateTime);
 
 impl Timestamp {
+    /// Now, to the second: key ids are made from it.
     fn now() -> Timestamp {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp {
-            seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-            nanos: 0,
-        }
+        let now = time::OffsetDateTime::now_utc();
+        Timestamp(now.replace_nanosecond(0).unwrap_or(now))
     }
 
     /// Parses RFC 3339: `2026-12-03T17:45:00Z`, with optional fractional
     /// seconds and a `Z` or `±HH:MM` offset.
     fn parse(text: &str) -> Option<Timestamp> {
-        let bytes = text.as_bytes();
-        let number = |range: std::ops::Range<usize>| -> Option<i64> {
-            let digits = bytes.get(range)?;
-            digits
-                .iter()
-                .all(u8::is_ascii_digit)
-                .then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-        };
-        let separator =
-            |at: usize, allowed: &[u8]| bytes.get(at).is_some_and(|b| allowed.contains(b));
-        if !(separator(4, b"-")
-            && separator(7, b"-")
-            && separator(10, b"Tt ")
-            && separator(13, b":")
-            && separator(16, b":"))
-        {
-            return None;
-        }
-        let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-        let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-        let valid = (1..=12).contains(&month)
-            && (1..=days_in_month(year, month)).contains(&day)
-            && hour < 24
-            && minute < 60
-            && second <= 60;
-        if !valid {
-            return None;
-        }
-
-        let mut at = 19;
-        let mut nanos = 0u32;
-        if bytes.get(at) == Some(&b'.') {
-            let start = at + 1;
-            let mut end = start;
-            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
-                end += 1;
-            }
-            if end == start {
-                return None;
-            }
-            for (place, digit) in bytes[start..end.min(start + 9)].iter().enumerate() {
-                nanos += u32::from(digit - b'0') * 10u32.pow(8 - place as u32);
-            }
-            at = end;
-        }
-        let offset = match bytes.get(at..)? {
-            b"Z" | b"z" => 0,
-            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-                let (hours, minutes) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
-                if hours > 23 || minutes > 59 {
-                    return None;
-                }
-                let offset = hours * 3600 + minutes * 60;
-                if *sign == b'+' { offset } else { -offset }
-            }
-            _ => return None,
-        };
-
-        let days = days_from_civil(year, month, day);
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-        Some(Timestamp { seconds, nanos })
+        let parsed =
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .ok()?;
+        Some(Timestamp(parsed.to_offset(time::UtcOffset::UTC)))
     }
 
     /// `2026-12-03T17:45:00Z`.
     fn to_rfc3339(self) -> String {
-        let (year, month, day, hour, minute, second) = self.civil();
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+        let at = self.0;
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
     }
 
     /// `20261203T174500Z`, as in key ids.
     fn compact(self) -> String {
-        let (year, month, day, hour, minute, second) = self.civil();
-        format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
+        self.to_rfc3339().replace(['-', ':'], "")
     }
-
-    fn civil(self) -> (i64, i64, i64, i64, i64, i64) {
-        let days = self.seconds.div_euclid(86_400);
-        let rest = self.seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
-    }
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (the algorithm of
-/// Howard Hinnant's "chrono-compatible low-level date algorithms").
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! Writing files that hold secrets or their hashes: atomically, durably,
 //! and readable by their owner only.
-//!
-//! `keys.rs` has its own copy of this routine, tied to its error type; the
-//! tokens file and the development certificates use this one.
+//! The key file, the tokens file and the development certificates all go
+//! through here.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -414,10 +414,6 @@ fn timestamps_parse_rfc_3339_and_print_utc() {
     let at = Timestamp::parse("2026-12-03T17:45:00Z").unwrap();
     assert_eq!(at.compact(), "20261203T174500Z");
     assert!(at < Timestamp::parse("2026-12-03T17:45:00.5Z").unwrap());
-    for days in [-800_000, -1, 0, 1, 19_000, 2_000_000] {
-        let (y, m, d) = civil_from_days(days);
-        assert_eq!(days_from_civil(y, m, d), days);
-    }
 }
 
 #[test]

@@ -36,33 +36,21 @@ impl Millis {
         const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         let millis = self.0.clamp(MIN, MAX);
 
-        let seconds = millis.div_euclid(1000);
-        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-        let rest = seconds.rem_euclid(86_400);
-        let (hour, minute, second) = (rest / 3600, rest % 3600 / 60, rest % 60);
-        let fraction = millis.rem_euclid(1000);
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:03}Z")
+        let nanos = i128::from(millis) * 1_000_000;
+        let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+            return "0000-01-01T00:00:00.000Z".to_string();
+        };
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        )
     }
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
