@@ -25,7 +25,6 @@ ONCE = "--once" in sys.argv
 
 session = requests.Session()
 session.headers["Authorization"] = f"Bearer {TOKEN}"
-session.verify = CA
 base = f"{URL}/messaging/subscriptions/{PLUGIN}"
 processed = set()  # in real life: a table written with your own work
 
@@ -38,7 +37,9 @@ def handle(message):
 
 while True:
     # Long-poll: wait up to 20 s for something to arrive.
-    response = session.get(f"{base}/messages", params={"max": 10, "wait": 20}, timeout=30)
+    # `verify` goes on each call: requests lets REQUESTS_CA_BUNDLE override
+    # a session's `verify`, and the gateway's CA is in no system bundle.
+    response = session.get(f"{base}/messages", params={"max": 10, "wait": 20}, verify=CA, timeout=30)
     response.raise_for_status()
     messages = response.json()["messages"]
     done = []
@@ -48,7 +49,7 @@ while True:
             processed.add(message["delivery_id"])
         done.append(message["delivery_id"])
     if done:
-        ack = session.post(f"{base}/ack", json={"delivery_ids": done}, timeout=10)
+        ack = session.post(f"{base}/ack", json={"delivery_ids": done}, verify=CA, timeout=10)
         ack.raise_for_status()
         print(f"acknowledged {ack.json()['acked']}")
     if ONCE:

@@ -200,11 +200,16 @@ async fn serve_until_stopped(config: Config) -> u8 {
     tracing::info!(address = %address, files, rules, "GatewayStarted");
 
     serve::spawn_reloader(Arc::clone(&state));
+    let stopping = Arc::clone(&state);
+    let shutdown = async move {
+        serve::shutdown_signal().await;
+        stopping.begin_shutdown();
+    };
     tls::serve(
         listener,
         tls_config,
         routes::api(Arc::clone(&state)),
-        serve::shutdown_signal(),
+        shutdown,
     )
     .await;
     store.close().await;

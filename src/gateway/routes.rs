@@ -576,13 +576,20 @@ async fn reject(
     ApiError::new(status, code, message)
 }
 
-fn query_params(query: &str) -> HashMap<String, String> {
+/// The query string's parameters. A pair that is not valid
+/// percent-encoded UTF-8 is refused rather than skipped: skipping
+/// `message_id=%ZZ` would answer with every audit record instead.
+fn query_params(query: &str) -> Result<HashMap<String, String>, ApiError> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .filter_map(|pair| {
+        .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((decode(key)?, decode(&value.replace('+', " "))?))
+            decode(key)
+                .zip(decode(&value.replace('+', " ")))
+                .ok_or_else(|| {
+                    ApiError::bad_request("the query string is not valid percent-encoded UTF-8")
+                })
         })
         .collect()
 }
@@ -593,7 +600,7 @@ async fn messages(
     plugin: &str,
 ) -> Result<warp::reply::Response, ApiError> {
     require_plugin(state, request, plugin)?;
-    let params = query_params(&request.query);
+    let params = query_params(&request.query)?;
     let max = match params.get("max") {
         Some(text) => text
             .parse::<u32>()
@@ -603,14 +610,16 @@ async fn messages(
             .min(MAX_BATCH),
         None => 10,
     };
+    // Clamped before the conversion: `Duration::from_secs_f64` panics on
+    // a value as large as `1e300`.
     let wait = match params.get("wait") {
         Some(text) => Duration::from_secs_f64(
             text.parse::<f64>()
                 .ok()
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| ApiError::bad_request("`wait` must be a number of seconds"))?,
-        )
-        .min(MAX_WAIT),
+                .ok_or_else(|| ApiError::bad_request("`wait` must be a number of seconds"))?
+                .min(MAX_WAIT.as_secs_f64()),
+        ),
         None => Duration::ZERO,
     };
 
@@ -626,7 +635,7 @@ async fn messages(
                 ApiError::unavailable()
             })?;
         let now = Instant::now();
-        if !leased.is_empty() || now >= deadline {
+        if !leased.is_empty() || now >= deadline || state.is_stopping() {
             state
                 .metrics
                 .delivered
@@ -639,9 +648,13 @@ async fn messages(
             ));
         }
         // Woken by a new publish, or after a short while: leases of other
-        // deliveries expire without a notification.
+        // deliveries expire without a notification. A shutdown ends the
+        // wait at once, so that waiting pulls do not hold it up.
         let nap = (deadline - now).min(Duration::from_millis(500));
-        let _ = tokio::time::timeout(nap, notified).await;
+        tokio::select! {
+            _ = tokio::time::timeout(nap, notified) => {}
+            () = state.stopping() => {}
+        }
     }
 }
 
@@ -705,7 +718,7 @@ async fn audit(state: &AppState, request: &Request) -> Result<warp::reply::Respo
     let Principal::Admin(_) = principal(state, request)? else {
         return Err(ApiError::forbidden("the audit trail is for admins"));
     };
-    let params = query_params(&request.query);
+    let params = query_params(&request.query)?;
     let records = if let Some(message_id) = params.get("message_id") {
         state.store.audit_for_message(message_id).await
     } else {

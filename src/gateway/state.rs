@@ -19,6 +19,9 @@ pub struct AppState {
     tokens: RwLock<TokenFile>,
     /// Woken after each stored publish, for long-polling pulls.
     pub new_messages: tokio::sync::Notify,
+    /// Flips to `true` when shutdown begins; long-polling pulls stop
+    /// waiting then.
+    stopping: tokio::sync::watch::Sender<bool>,
     pub metrics: Metrics,
     requests: AtomicU64,
     request_prefix: String,
@@ -48,6 +51,7 @@ impl AppState {
             tokens: RwLock::new(TokenFile { tokens, modified }),
             config,
             new_messages: tokio::sync::Notify::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
             metrics: Metrics::default(),
             requests: AtomicU64::new(0),
             request_prefix: prefix.iter().map(|b| format!("{b:02x}")).collect(),
@@ -94,6 +98,23 @@ impl AppState {
             }
         }
         self.tokens.read().ok()?.tokens.authenticate(token)
+    }
+
+    /// Marks the start of shutdown: waiting pulls answer with what they
+    /// have.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     pub fn next_request_id(&self) -> String {
