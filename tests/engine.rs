@@ -507,3 +507,93 @@ rule "no caller id" { strip attributes.caller }
         Outcome::Blocked(reason) => panic!("blocked: {reason:?}"),
     }
 }
+
+// Regression tests for disagreements the differential test
+// (tests/differential.rs) found between the engine and the reference.
+
+#[test]
+fn an_encryption_inside_a_hashed_value_keeps_the_pseudonym_stable() {
+    // The city used to be encrypted first and the address then hashed over
+    // a fresh ciphertext: a new pseudonym for the same address every time.
+    let engine = engine(
+        r#"
+plugin "all" { subscribe "patients.*" receive all receive payload.name encrypted }
+rule "hash the address" { hash payload.address }
+rule "encrypt the city" { encrypt payload.address.city }
+rule "hash everything" { hash $.payload }
+"#,
+    );
+    let keys = KeyRing::ephemeral();
+    let first = decide(&engine, &event("patients.admitted", admitted()), &keys);
+    let again = decide(&engine, &event("patients.admitted", admitted()), &keys);
+    assert_eq!(payload(&first, "all"), payload(&again, "all"));
+    // The pseudonym of the plain payload: nothing below it was encrypted.
+    assert_eq!(
+        payload(&first, "all"),
+        &json!(keys.hash(None, &admitted()).unwrap())
+    );
+}
+
+#[test]
+fn a_redaction_leaves_the_values_of_stronger_actions_below_it_alone() {
+    // The redaction of `notes` used to run last, over the encrypted,
+    // hashed and masked values inside it, and could redact digits out of
+    // a ciphertext.
+    let engine = engine(
+        r#"
+detector digits matches "[0-9]+"
+plugin "all" { subscribe "messages.**" receive all }
+rule "redact digits" { redact payload.notes using digits }
+rule "encrypt the secret" { encrypt payload.notes.secret }
+rule "hash the id" { hash payload.notes.id }
+rule "mask the card" { mask payload.notes.card keep 4 }
+"#,
+    );
+    let keys = KeyRing::ephemeral();
+    let notes = json!({"text": "room 301", "secret": "PIN 1234", "id": 42, "card": "4111 1111"});
+    let input = json!({ "notes": notes });
+    let got = payload(
+        &decide(&engine, &event("messages.new", input), &keys),
+        "all",
+    )["notes"]
+        .clone();
+    assert_eq!(got["text"], json!("room [REDACTED:digits]"));
+    assert_eq!(
+        keys.decrypt(got["secret"].as_str().unwrap()).unwrap(),
+        json!("PIN 1234")
+    );
+    assert_eq!(got["id"], json!(keys.hash(None, &json!(42)).unwrap()));
+    assert_eq!(got["card"], json!("*****1111"));
+}
+
+#[test]
+fn declared_types_below_a_declared_field_are_checked() {
+    // `address.zip: number` used to go unchecked once `address` itself
+    // was declared.
+    let engine = engine(
+        r#"
+model Visit {
+  address: phi object
+  address.zip: phi number
+}
+topic "visits.*" carries Visit
+plugin "clinic" { publish "visits.*" }
+"#,
+    );
+    let keys = KeyRing::ephemeral();
+    let visit = |address: Value| {
+        let mut e = event("visits.new", json!({ "address": address }));
+        e.publisher = "clinic".into();
+        engine.decide(&e, &keys, FilterMode::FailClosed)
+    };
+    assert!(matches!(
+        visit(json!({"zip": "LS1"})),
+        Err(Rejection::WrongType {
+            expected: "number",
+            ..
+        })
+    ));
+    // The declared `address` still covers members the model does not name.
+    assert!(visit(json!({"zip": 12345, "city": "Leeds"})).is_ok());
+    assert!(visit(json!({"zip": null})).is_ok());
+}
