@@ -1259,10 +1259,16 @@ fn find_subscriber_test(condition: &Condition) -> Option<Span> {
             // A plain path tests `subscriber` only when it starts there:
             // `payload.subscriber_count` is a payload field. A JSONPath
             // such as `$..subscriber` can reach the member from anywhere,
-            // so any mention of the name counts.
+            // so any mention of the name counts, and so does a wildcard
+            // over the event's own members (`$.*`, `$..*`).
             let mentions = match &check.path.kind {
                 PathKind::Dotted(_) => check.path.root() == Some("subscriber"),
-                PathKind::JsonPath(text) => text.contains("subscriber"),
+                PathKind::JsonPath(text) => {
+                    text.contains("subscriber")
+                        || ["$.*", "$[*]", "$..*", "$..[*]"]
+                            .iter()
+                            .any(|start| text.starts_with(start))
+                }
             };
             mentions.then_some(check.path.span)
         }
