@@ -126,6 +126,9 @@ pub struct RawDelivery {
     pub lease: String,
     pub retry_base: String,
     pub retry_max: String,
+    /// Extra CA certificates (PEM) trusted for push endpoints, beside the
+    /// system's roots; empty for none.
+    pub ca_file: String,
 }
 
 impl Default for RawDelivery {
@@ -135,6 +138,7 @@ impl Default for RawDelivery {
             lease: "30s".into(),
             retry_base: "1s".into(),
             retry_max: "5m".into(),
+            ca_file: String::new(),
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Config {
     pub lease: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// `delivery.ca_file`: extra roots for push endpoints.
+    pub delivery_ca_file: Option<PathBuf>,
 }
 
 /// One problem with the configuration: the key it concerns and why.
@@ -331,6 +337,7 @@ impl Config {
             lease,
             retry_base,
             retry_max,
+            delivery_ca_file: optional(&raw.delivery.ca_file),
         })
     }
 }
@@ -434,5 +441,14 @@ mod tests {
         assert_eq!(config.rule_paths, vec![PathBuf::from("/etc/phigate/rules")]);
         assert_eq!(config.max_payload_size, 1024 * 1024);
         assert_eq!(config.filter_mode, FilterMode::FailClosed);
+        assert_eq!(config.delivery_ca_file, None);
+
+        let mut raw = RawConfig::default();
+        raw.delivery.ca_file = "tls/receivers.pem".into();
+        let config = Config::from_raw(raw, Path::new("/etc/phigate")).unwrap();
+        assert_eq!(
+            config.delivery_ca_file.as_deref(),
+            Some(Path::new("/etc/phigate/tls/receivers.pem"))
+        );
     }
 }

@@ -17,9 +17,11 @@ use crate::config::Config;
 mod audit;
 mod check;
 mod decrypt;
+mod deliveries;
 mod explain;
 mod keys;
 mod serve;
+mod signing;
 mod test;
 mod token;
 
@@ -61,6 +63,10 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Verify or export the audit chain.
     Audit(audit::AuditArgs),
+    /// List or replay dead push deliveries.
+    Deliveries(deliveries::DeliveriesArgs),
+    /// Print a plugin's webhook signing secret, creating it if missing.
+    SigningSecret(signing::SigningArgs),
 }
 
 /// The default configuration file, used when `--config` is not given.
@@ -78,6 +84,8 @@ pub fn run() -> ExitCode {
         Command::Decrypt(args) => decrypt::run(cli.config.as_deref(), args),
         Command::Token(args) => token::run(cli.config.as_deref(), args),
         Command::Audit(args) => audit::run(cli.config.as_deref(), args),
+        Command::Deliveries(args) => deliveries::run(cli.config.as_deref(), args),
+        Command::SigningSecret(args) => signing::run(cli.config.as_deref(), args),
     };
     ExitCode::from(code)
 }

@@ -158,6 +158,22 @@ async fn serve_until_stopped(config: Config) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // A CA file that cannot be read stops the start; a system without
+    // roots of its own (and no CA file) only stops push delivery.
+    let push_client = match crate::delivery::client(config.delivery_ca_file.as_deref()) {
+        Ok(client) => Some(client),
+        Err(error @ crate::delivery::DeliveryError::CaFile { .. }) => {
+            eprintln!("error: {error}");
+            return EXIT_USAGE;
+        }
+        Err(error) => {
+            tracing::error!(
+                error = %error,
+                "PushClientUnavailable: install the system's CA certificates or set `delivery.ca_file`"
+            );
+            None
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -200,6 +216,7 @@ async fn serve_until_stopped(config: Config) -> u8 {
     tracing::info!(address = %address, files, rules, "GatewayStarted");
 
     serve::spawn_reloader(Arc::clone(&state));
+    let workers = crate::delivery::Workers::start(Arc::clone(&state), push_client);
     let stopping = Arc::clone(&state);
     let shutdown = async move {
         serve::shutdown_signal().await;
@@ -212,6 +229,7 @@ async fn serve_until_stopped(config: Config) -> u8 {
         shutdown,
     )
     .await;
+    workers.stop().await;
     store.close().await;
     tracing::info!("GatewayStopped");
     EXIT_OK

@@ -136,6 +136,12 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     pub blocked: AtomicU64,
     pub delivered: AtomicU64,
+    /// Push deliveries acknowledged by their endpoint.
+    pub pushed: AtomicU64,
+    /// Push attempts that failed and will be tried again.
+    pub push_retried: AtomicU64,
+    /// Push deliveries that ran out of attempts.
+    pub dead: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
 }
@@ -163,6 +169,21 @@ impl Metrics {
                 "phigate_delivered_total",
                 "Deliveries handed to pull subscribers.",
                 &self.delivered,
+            ),
+            (
+                "phigate_pushed_total",
+                "Push deliveries acknowledged by their endpoint.",
+                &self.pushed,
+            ),
+            (
+                "phigate_push_retries_total",
+                "Push attempts that failed and are tried again.",
+                &self.push_retried,
+            ),
+            (
+                "phigate_dead_total",
+                "Push deliveries that ran out of attempts.",
+                &self.dead,
             ),
             (
                 "phigate_rule_reloads_total",

@@ -196,10 +196,13 @@ pub enum AuditKind {
     FilterError,
     /// A rule set was loaded or reloaded.
     RulesLoaded,
+    /// An operator sent a dead delivery back to pending
+    /// (`phigate deliveries replay`).
+    Replayed,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 8] = [
+    pub const ALL: [AuditKind; 9] = [
         AuditKind::Ingress,
         AuditKind::Rejected,
         AuditKind::Blocked,
@@ -208,6 +211,7 @@ impl AuditKind {
         AuditKind::Dead,
         AuditKind::FilterError,
         AuditKind::RulesLoaded,
+        AuditKind::Replayed,
     ];
 
     /// The name stored and shown: `ingress`, ..., `filter_error`,
@@ -222,6 +226,7 @@ impl AuditKind {
             AuditKind::Dead => "dead",
             AuditKind::FilterError => "filter_error",
             AuditKind::RulesLoaded => "rules_loaded",
+            AuditKind::Replayed => "replayed",
         }
     }
 
@@ -282,6 +287,32 @@ pub struct Health {
     pub oldest_pending_age_s: Option<f64>,
     /// The most recent delivery error recorded for the plugin.
     pub last_error: Option<String>,
+}
+
+/// A delivery that ran out of attempts, as `phigate deliveries dead`
+/// lists it: ids and names, never the payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DeadDelivery {
+    pub id: String,
+    pub message_id: String,
+    pub plugin: String,
+    pub topic: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// RFC 3339 UTC with milliseconds, when the last error was recorded.
+    pub last_error_at: Option<String>,
+}
+
+/// How a push attempt ended, as the delivery worker reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The endpoint answered 2xx: done, audited `processed`. The text says
+    /// how (`HTTP 200`).
+    Acknowledged(String),
+    /// Failed; tried again after the delay. The text is value-free.
+    Retry { error: String, after: Duration },
+    /// Failed for the last time: dead, audited `dead`.
+    Dead { error: String },
 }
 
 /// What the writer has done since the store was opened.
@@ -439,6 +470,95 @@ impl Store {
         };
         match self.submit(Request::Ack(request)).await? {
             Outcome::Acked(count) => Ok(count),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// Leases up to `max` push deliveries of `plugin` that are due (see
+    /// [`Store::next_push_due`]), oldest first, each with `attempt` + 1, a
+    /// lease of `in_flight` (after which a delivery whose attempt never
+    /// reported back is due again: a gateway that stopped mid-request),
+    /// and an `egress` record.
+    pub async fn lease_push(
+        &self,
+        plugin: &str,
+        max: u32,
+        in_flight: Duration,
+    ) -> Result<Vec<Leased>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let request = writer::LeaseRequest {
+            plugin: plugin.to_string(),
+            max,
+            lease: in_flight,
+        };
+        let rows = match self.submit(Request::PushLease(request)).await? {
+            Outcome::Leased(rows) => rows,
+            _ => return Err(mismatched()),
+        };
+        rows.into_iter()
+            .map(writer::LeasedRow::into_leased)
+            .collect()
+    }
+
+    /// Records how a push attempt of a leased delivery ended. Returns
+    /// false when the delivery was no longer leased (replayed or finished
+    /// meanwhile), in which case nothing changed.
+    pub async fn record_push(
+        &self,
+        plugin: &str,
+        delivery_id: &str,
+        outcome: PushOutcome,
+    ) -> Result<bool, StoreError> {
+        let request = match outcome {
+            PushOutcome::Acknowledged(detail) => Request::PushSent(writer::PushSent {
+                plugin: plugin.to_string(),
+                delivery_id: delivery_id.to_string(),
+                detail,
+            }),
+            PushOutcome::Retry { error, after } => Request::PushFailed(writer::PushFailed {
+                plugin: plugin.to_string(),
+                delivery_id: delivery_id.to_string(),
+                error,
+                retry_in: Some(after),
+            }),
+            PushOutcome::Dead { error } => Request::PushFailed(writer::PushFailed {
+                plugin: plugin.to_string(),
+                delivery_id: delivery_id.to_string(),
+                error,
+                retry_in: None,
+            }),
+        };
+        match self.submit(request).await? {
+            Outcome::Changed(changed) => Ok(changed),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// Seconds until the next push delivery of `plugin` is due (zero or
+    /// less: due now), or `None` when it has none open. Read-only.
+    pub async fn next_push_due(&self, plugin: &str) -> Result<Option<f64>, StoreError> {
+        read::next_push_due(&self.inner.reads, plugin).await
+    }
+
+    /// Dead deliveries, of one plugin or all, oldest first.
+    pub async fn dead_deliveries(
+        &self,
+        plugin: Option<&str>,
+    ) -> Result<Vec<DeadDelivery>, StoreError> {
+        read::dead_deliveries(&self.inner.reads, plugin).await
+    }
+
+    /// Sends dead deliveries back to pending (attempt 0, due now), each
+    /// with a `replayed` record. Ids that are unknown or not dead are
+    /// ignored; returns the ids replayed.
+    pub async fn replay(&self, delivery_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Request::Replay(delivery_ids.to_vec())).await? {
+            Outcome::Replayed(ids) => Ok(ids),
             _ => Err(mismatched()),
         }
     }

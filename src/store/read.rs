@@ -5,7 +5,7 @@ use sqlx::SqlitePool;
 
 use super::audit::{AuditRow, Walk, audit_columns};
 use super::time::Millis;
-use super::{AuditRecord, ChainReport, Health, StoreError};
+use super::{AuditRecord, ChainReport, DeadDelivery, Health, StoreError};
 
 /// Audit rows read per query when walking the chain.
 const PAGE: i64 = 1_000;
@@ -68,6 +68,52 @@ pub(crate) async fn has_leasable(reads: &SqlitePool, plugin: &str) -> Result<boo
     .fetch_optional(reads)
     .await?;
     Ok(found.is_some())
+}
+
+/// Seconds until the first open push delivery of `plugin` is due: a
+/// pending one at its `next_attempt_at`, a leased one when its lease ends.
+pub(crate) async fn next_push_due(
+    reads: &SqlitePool,
+    plugin: &str,
+) -> Result<Option<f64>, StoreError> {
+    let now = Millis::now().to_rfc3339();
+    let (due,): (Option<f64>,) = sqlx::query_as(
+        "SELECT (julianday(MIN(CASE WHEN state = 'pending' THEN next_attempt_at \
+                 ELSE leased_until END)) - julianday(?1)) * 86400.0 \
+         FROM deliveries \
+         WHERE plugin = ?2 AND push = 1 AND state IN ('pending', 'leased')",
+    )
+    .bind(now)
+    .bind(plugin)
+    .fetch_one(reads)
+    .await?;
+    Ok(due)
+}
+
+pub(crate) async fn dead_deliveries(
+    reads: &SqlitePool,
+    plugin: Option<&str>,
+) -> Result<Vec<DeadDelivery>, StoreError> {
+    let rows = match plugin {
+        Some(plugin) => {
+            sqlx::query_as(
+                "SELECT id, message_id, plugin, topic, attempt AS attempts, last_error, \
+                 last_error_at FROM deliveries WHERE plugin = ? AND state = 'dead' ORDER BY seq",
+            )
+            .bind(plugin)
+            .fetch_all(reads)
+            .await?
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT id, message_id, plugin, topic, attempt AS attempts, last_error, \
+                 last_error_at FROM deliveries WHERE state = 'dead' ORDER BY seq",
+            )
+            .fetch_all(reads)
+            .await?
+        }
+    };
+    Ok(rows)
 }
 
 pub(crate) async fn audit_after(

@@ -45,6 +45,10 @@ pub(crate) enum Request {
     Audit(Vec<NewAudit>),
     Lease(LeaseRequest),
     Ack(AckRequest),
+    PushLease(LeaseRequest),
+    PushSent(PushSent),
+    PushFailed(PushFailed),
+    Replay(Vec<String>),
 }
 
 /// What a committed job produced; each request kind has its own.
@@ -53,6 +57,10 @@ pub(crate) enum Outcome {
     Done,
     Leased(Vec<LeasedRow>),
     Acked(u64),
+    /// Whether the delivery was still leased, and so was changed.
+    Changed(bool),
+    /// The ids that went back to pending.
+    Replayed(Vec<String>),
 }
 
 /// A publish with ids drawn and JSON serialized, done by the caller so
@@ -118,6 +126,22 @@ pub(crate) struct LeaseRequest {
     pub plugin: String,
     pub max: u32,
     pub lease: Duration,
+}
+
+/// A push attempt that the endpoint acknowledged (a 2xx).
+pub(crate) struct PushSent {
+    pub plugin: String,
+    pub delivery_id: String,
+    pub detail: String,
+}
+
+/// A push attempt that failed: retried at `retry_in` from now, or dead
+/// when that is `None`. `error` is value-free text.
+pub(crate) struct PushFailed {
+    pub plugin: String,
+    pub delivery_id: String,
+    pub error: String,
+    pub retry_in: Option<Duration>,
 }
 
 pub(crate) struct AckRequest {
@@ -309,6 +333,36 @@ impl Writer {
                     let count = acked.len() as u64;
                     rows.audit.extend(acked.into_iter().map(processed));
                     Outcome::Acked(count)
+                }
+                Request::PushLease(request) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let leased = push_lease(&mut tx, &request, now).await?;
+                    rows.audit
+                        .extend(leased.iter().map(|row| egress(row, &request)));
+                    Outcome::Leased(leased)
+                }
+                Request::PushSent(sent) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let done = push_sent(&mut tx, &sent).await?;
+                    let changed = done.is_some();
+                    rows.audit.extend(done.map(|row| pushed(row, &sent)));
+                    Outcome::Changed(changed)
+                }
+                Request::PushFailed(failed) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let row = push_failed(&mut tx, &failed, now).await?;
+                    let changed = row.is_some();
+                    if failed.retry_in.is_none() {
+                        rows.audit.extend(row.map(|row| dead(row, &failed.error)));
+                    }
+                    Outcome::Changed(changed)
+                }
+                Request::Replay(ids) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let replayed = replay(&mut tx, &ids, now).await?;
+                    let replayed_ids = replayed.iter().map(|row| row.id.clone()).collect();
+                    rows.audit.extend(replayed.into_iter().map(replayed_audit));
+                    Outcome::Replayed(replayed_ids)
                 }
             };
             outcomes.push(outcome);
@@ -615,6 +669,158 @@ async fn ack(
     // RETURNING does not promise an order; records follow the outbox's.
     acked.sort_unstable_by_key(|row| row.seq);
     Ok(acked)
+}
+
+/// Leases the oldest push deliveries of a plugin that are due: pending
+/// with `next_attempt_at` passed, or leased (in flight) by a gateway that
+/// stopped before it answered, once that lease ran out.
+async fn push_lease(
+    conn: &mut SqliteConnection,
+    request: &LeaseRequest,
+    now: Millis,
+) -> Result<Vec<LeasedRow>, sqlx::Error> {
+    let mut rows: Vec<LeasedRow> = sqlx::query_as(
+        "UPDATE deliveries \
+         SET state = 'leased', attempt = attempt + 1, leased_until = ?1 \
+         WHERE seq IN ( \
+             SELECT seq FROM deliveries \
+             WHERE plugin = ?2 AND push = 1 AND state IN ('pending', 'leased') \
+               AND ((state = 'pending' AND next_attempt_at <= ?3) \
+                    OR (state = 'leased' AND leased_until <= ?3)) \
+             ORDER BY seq LIMIT ?4) \
+         RETURNING seq, id, message_id, topic, publisher, attributes, payload, attempt, \
+                   published_at",
+    )
+    .bind(now.plus(request.lease).to_rfc3339())
+    .bind(&request.plugin)
+    .bind(now.to_rfc3339())
+    .bind(i64::from(request.max))
+    .fetch_all(conn)
+    .await?;
+    rows.sort_unstable_by_key(|row| row.seq);
+    Ok(rows)
+}
+
+/// A delivery that a push attempt, or a replay, changed.
+#[derive(sqlx::FromRow)]
+struct ChangedRow {
+    id: String,
+    message_id: String,
+    topic: String,
+    publisher: String,
+    plugin: String,
+    attempt: i64,
+}
+
+async fn push_sent(
+    conn: &mut SqliteConnection,
+    sent: &PushSent,
+) -> Result<Option<ChangedRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE deliveries SET state = 'done', leased_until = NULL \
+         WHERE id = ?1 AND +plugin = ?2 AND +state = 'leased' AND push = 1 \
+         RETURNING id, message_id, topic, publisher, plugin, attempt",
+    )
+    .bind(&sent.delivery_id)
+    .bind(&sent.plugin)
+    .fetch_optional(conn)
+    .await
+}
+
+async fn push_failed(
+    conn: &mut SqliteConnection,
+    failed: &PushFailed,
+    now: Millis,
+) -> Result<Option<ChangedRow>, sqlx::Error> {
+    let (state, next) = match failed.retry_in {
+        Some(delay) => ("pending", Some(now.plus(delay).to_rfc3339())),
+        None => ("dead", None),
+    };
+    sqlx::query_as(
+        "UPDATE deliveries \
+         SET state = ?1, next_attempt_at = ?2, leased_until = NULL, \
+             last_error = ?3, last_error_at = ?4 \
+         WHERE id = ?5 AND +plugin = ?6 AND +state = 'leased' AND push = 1 \
+         RETURNING id, message_id, topic, publisher, plugin, attempt",
+    )
+    .bind(state)
+    .bind(next)
+    .bind(&failed.error)
+    .bind(now.to_rfc3339())
+    .bind(&failed.delivery_id)
+    .bind(&failed.plugin)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Dead deliveries back to pending, due now, attempts counted from zero.
+async fn replay(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+    now: Millis,
+) -> Result<Vec<ChangedRow>, sqlx::Error> {
+    let mut replayed = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE deliveries SET state = 'pending', attempt = 0, leased_until = NULL, \
+             next_attempt_at = CASE WHEN push = 1 THEN ",
+        );
+        query.push_bind(now.to_rfc3339());
+        query.push(" END WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.clone());
+        }
+        query.push(
+            ") AND +state = 'dead' \
+             RETURNING id, message_id, topic, publisher, plugin, attempt",
+        );
+        let rows: Vec<ChangedRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+        replayed.extend(rows);
+    }
+    Ok(replayed)
+}
+
+fn pushed(row: ChangedRow, sent: &PushSent) -> NewAudit {
+    NewAudit {
+        kind: AuditKind::Processed,
+        message_id: Some(row.message_id),
+        topic: Some(row.topic),
+        publisher: Some(row.publisher),
+        subscriber: Some(row.plugin),
+        rules: Vec::new(),
+        detail: format!(
+            "delivery `{}` acknowledged by the endpoint ({}), attempt {}",
+            row.id, sent.detail, row.attempt
+        ),
+    }
+}
+
+fn dead(row: ChangedRow, error: &str) -> NewAudit {
+    NewAudit {
+        kind: AuditKind::Dead,
+        message_id: Some(row.message_id),
+        topic: Some(row.topic),
+        publisher: Some(row.publisher),
+        subscriber: Some(row.plugin),
+        rules: Vec::new(),
+        detail: format!(
+            "delivery `{}` dead after {} attempts; last error: {error}",
+            row.id, row.attempt
+        ),
+    }
+}
+
+fn replayed_audit(row: ChangedRow) -> NewAudit {
+    NewAudit {
+        kind: AuditKind::Replayed,
+        message_id: Some(row.message_id),
+        topic: Some(row.topic),
+        publisher: Some(row.publisher),
+        subscriber: Some(row.plugin),
+        rules: Vec::new(),
+        detail: format!("dead delivery `{}` replayed: pending again", row.id),
+    }
 }
 
 fn egress(row: &LeasedRow, request: &LeaseRequest) -> NewAudit {

@@ -54,6 +54,20 @@ impl Gateway {
 
     /// As [`Gateway::start`], with `RUST_LOG` set to `log_level`.
     pub async fn start_with_log_level(name: &str, extra_toml: &str, log_level: &str) -> Gateway {
+        Gateway::launch(name, extra_toml, log_level, None).await
+    }
+
+    /// As [`Gateway::start`], with one rule file holding `rules` instead
+    /// of the repository's rules.
+    #[allow(
+        dead_code,
+        reason = "used by tests/push.rs, which includes this file too"
+    )]
+    pub async fn start_with_rules(name: &str, extra_toml: &str, rules: &str) -> Gateway {
+        Gateway::launch(name, extra_toml, "info", Some(rules)).await
+    }
+
+    async fn launch(name: &str, extra_toml: &str, log_level: &str, rules: Option<&str>) -> Gateway {
         install_crypto_provider();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("gateway")
@@ -62,7 +76,13 @@ impl Gateway {
             std::fs::remove_dir_all(&dir).unwrap();
         }
         std::fs::create_dir_all(&dir).unwrap();
-        copy_dir(&repo().join("rules"), &dir.join("rules"));
+        match rules {
+            Some(text) => {
+                std::fs::create_dir_all(dir.join("rules")).unwrap();
+                std::fs::write(dir.join("rules/test.rules"), text).unwrap();
+            }
+            None => copy_dir(&repo().join("rules"), &dir.join("rules")),
+        }
 
         // Another process may take the port between the probe and the
         // start; a few attempts make that harmless.
