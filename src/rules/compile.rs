@@ -146,6 +146,10 @@ pub(super) struct PlannedRule {
     pub id: usize,
     /// `None` when the condition holds for every event on the topic.
     pub condition: Option<Cond>,
+    /// Whether the condition may depend on the recipient: it tests
+    /// `subscriber`, or uses a JSONPath that could reach it. Otherwise it
+    /// is evaluated once per event, not once per recipient.
+    pub per_recipient: bool,
 }
 
 /// Candidate rules, split by an equality test that must hold for them.
@@ -421,7 +425,12 @@ impl Engine {
                     .push(position),
                 None => index.general.push(position),
             }
-            planned.push(PlannedRule { id, condition });
+            let per_recipient = condition.as_ref().is_some_and(depends_on_subscriber);
+            planned.push(PlannedRule {
+                id,
+                condition,
+                per_recipient,
+            });
         }
         Plan {
             models,
@@ -475,6 +484,19 @@ impl Engine {
             }
         }
         best
+    }
+}
+
+/// Whether a condition may read `subscriber`.
+fn depends_on_subscriber(condition: &Cond) -> bool {
+    match condition {
+        Cond::And(terms) | Cond::Or(terms) => terms.iter().any(depends_on_subscriber),
+        Cond::Not(inner) => depends_on_subscriber(inner),
+        Cond::Test(path, _) => match path.segments() {
+            Some(segments) => segments.first().is_some_and(|first| first == "subscriber"),
+            // A JSONPath might reach it through a wildcard.
+            None => true,
+        },
     }
 }
 

@@ -153,9 +153,11 @@ impl Engine {
             detectors: &self.detectors,
         };
         let mut deliveries = Vec::with_capacity(recipients.len());
+        // Conditions that do not depend on the recipient, decided once.
+        let mut settled: Vec<Option<bool>> = vec![None; plan.rules.len()];
         for (name, id) in recipients {
             root.set_subscriber(name);
-            let mut delivery = self.deliver(&plan, event, &root, id, &tools, mode);
+            let mut delivery = self.deliver(&plan, &mut settled, event, &root, id, &tools, mode);
             delivery.routed = routed.contains(&id);
             deliveries.push(delivery);
         }
@@ -240,9 +242,14 @@ impl Engine {
     }
 
     /// The delivery for one recipient; `root` names it as `subscriber`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the arguments are the decision's state"
+    )]
     fn deliver(
         &self,
         plan: &Plan,
+        settled: &mut [Option<bool>],
         event: &Event,
         root: &EventView<'_>,
         plugin_id: usize,
@@ -273,7 +280,13 @@ impl Engine {
         candidates.dedup();
         let matched: Vec<usize> = candidates
             .into_iter()
-            .filter(|position| holds(plan.rules[*position].condition.as_ref(), root))
+            .filter(|position| {
+                let planned = &plan.rules[*position];
+                if planned.per_recipient {
+                    return holds(planned.condition.as_ref(), root);
+                }
+                *settled[*position].get_or_insert_with(|| holds(planned.condition.as_ref(), root))
+            })
             .map(|position| plan.rules[position].id)
             .collect();
 
