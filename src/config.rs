@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub messaging: RawMessaging,
     pub delivery: RawDelivery,
+    pub retention: RawRetention,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -143,6 +144,25 @@ impl Default for RawDelivery {
     }
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRetention {
+    /// How long delivered and dead deliveries are kept; `"0"` or `""`
+    /// keeps them forever.
+    pub deliveries: String,
+    /// How long audit records are kept; `""` keeps them forever.
+    pub audit: String,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        RawRetention {
+            deliveries: "7d".into(),
+            audit: String::new(),
+        }
+    }
+}
+
 /// What a filter error does to a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilterMode {
@@ -181,6 +201,12 @@ pub struct Config {
     pub retry_max: Duration,
     /// `delivery.ca_file`: extra roots for push endpoints.
     pub delivery_ca_file: Option<PathBuf>,
+    /// `retention.deliveries`: finished deliveries older than this are
+    /// purged; `None` keeps them.
+    pub delivery_retention: Option<Duration>,
+    /// `retention.audit`: audit records older than this are purged behind
+    /// a checkpoint; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
 }
 
 /// One problem with the configuration: the key it concerns and why.
@@ -315,6 +341,33 @@ impl Config {
                 "must not be shorter than `delivery.retry_base`".into(),
             );
         }
+        let delivery_retention = match raw.retention.deliveries.trim() {
+            "" | "0" => None,
+            text => parse_duration(text).map_or_else(
+                |why| {
+                    problem("retention.deliveries", why);
+                    None
+                },
+                |period| (!period.is_zero()).then_some(period),
+            ),
+        };
+        let audit_retention = match raw.retention.audit.trim() {
+            "" => None,
+            text => match parse_duration(text) {
+                Ok(period) if !period.is_zero() => Some(period),
+                Ok(_) => {
+                    problem(
+                        "retention.audit",
+                        "must be longer than zero; leave it empty to keep every record".into(),
+                    );
+                    None
+                }
+                Err(why) => {
+                    problem("retention.audit", why);
+                    None
+                }
+            },
+        };
 
         if !problems.is_empty() {
             return Err(problems);
@@ -338,6 +391,8 @@ impl Config {
             retry_base,
             retry_max,
             delivery_ca_file: optional(&raw.delivery.ca_file),
+            delivery_retention,
+            audit_retention,
         })
     }
 }
@@ -377,7 +432,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(size)
 }
 
-/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
+/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -392,9 +447,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
         "h" => Duration::from_secs(number.saturating_mul(3600)),
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
         _ => {
             return Err(format!(
-                "unknown duration unit in \"{text}\"; use ms, s, m or h"
+                "unknown duration unit in \"{text}\"; use ms, s, m, h or d"
             ));
         }
     };
@@ -420,7 +476,41 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("30").is_err());
+    }
+
+    #[test]
+    fn retention_keeps_deliveries_a_week_and_audit_forever_by_default() {
+        let base = Path::new("/etc/phigate");
+        let config = Config::from_raw(RawConfig::default(), base).unwrap();
+        assert_eq!(
+            config.delivery_retention,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+
+        for off in ["", "0", "0s"] {
+            let mut raw = RawConfig::default();
+            raw.retention.deliveries = off.into();
+            let config = Config::from_raw(raw, base).unwrap();
+            assert_eq!(config.delivery_retention, None, "{off:?}");
+        }
+
+        assert_eq!(config.audit_retention, None);
+        let mut raw = RawConfig::default();
+        raw.retention.audit = "2190d".into();
+        let config = Config::from_raw(raw, base).unwrap();
+        assert_eq!(
+            config.audit_retention,
+            Some(Duration::from_secs(2190 * 86_400))
+        );
+
+        let mut raw = RawConfig::default();
+        raw.retention.deliveries = "7 days".into();
+        raw.retention.audit = "0".into();
+        let problems = Config::from_raw(raw, base).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["retention.deliveries", "retention.audit"]);
     }
 
     #[test]

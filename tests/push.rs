@@ -309,6 +309,138 @@ async fn a_500_is_retried_with_the_same_id_then_dead_and_replay_delivers_it() {
     );
 }
 
+/// `GET /metrics` as `name{labels}` to value; comments left out.
+async fn scrape(gateway: &Gateway) -> BTreeMap<String, f64> {
+    let answer = gateway.get("/metrics", None).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(!answer.text.contains(CANARY), "a payload value in /metrics");
+    answer
+        .text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (key, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("malformed line {line:?}"));
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {line:?}"));
+            (key.to_string(), value)
+        })
+        .collect()
+}
+
+/// The three queue-depth gauges of a plugin: pending, leased, dead.
+fn depth(metrics: &BTreeMap<String, f64>, plugin: &str) -> [f64; 3] {
+    ["pending", "leased", "dead"].map(|state| {
+        let key = format!("phigate_queue_depth{{plugin=\"{plugin}\",state=\"{state}\"}}");
+        *metrics
+            .get(&key)
+            .unwrap_or_else(|| panic!("no `{key}` in {metrics:#?}"))
+    })
+}
+
+#[tokio::test]
+async fn metrics_reflect_publishes_blocks_pulls_retries_dead_and_queue_depth() {
+    let ca = TestCa::new(&folder("metrics"));
+    let hook = ca.receiver("hook", always(Reply::status(500))).await;
+    let mut rules = rules(&[("hook", &hook.url)]);
+    rules.push_str(
+        "plugin \"puller\" {\n  subscribe \"events.a\"\n  receive all\n}\n\
+         plugin \"muted\" {\n  subscribe \"events.a\"\n  receive all\n}\n\
+         rule \"muted hears nothing\" {\n  when subscriber == \"muted\"\n  block\n}\n",
+    );
+    let gateway =
+        Gateway::start_with_rules("push-metrics", &delivery(&ca, 2, "100ms", "200ms"), &rules)
+            .await;
+
+    gateway.accepted("ehr", &event(1), None).await;
+    gateway.accepted("ehr", &event(2), None).await;
+    let refused = gateway.publish("puller", &event(3), None).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+
+    // Push: each delivery tried twice, then dead.
+    requests(&hook, 4, Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(5), "both deliveries dead", || async {
+        let health = health(&gateway, "hook").await;
+        (health["dead"] == 2).then_some(())
+    })
+    .await;
+    // Pull: one of the two leased, the other still pending.
+    let pulled = gateway.pull("puller", 1, 0.0).await;
+    assert_eq!(pulled.len(), 1);
+
+    let metrics = scrape(&gateway).await;
+    let value = |key: &str| {
+        *metrics
+            .get(key)
+            .unwrap_or_else(|| panic!("no `{key}` in {metrics:#?}"))
+    };
+    assert_eq!(value("phigate_published_total"), 2.0);
+    assert_eq!(value("phigate_rejected_total"), 1.0);
+    assert_eq!(value("phigate_blocked_total"), 2.0);
+    assert_eq!(value("phigate_delivered_total"), 1.0);
+    assert_eq!(value("phigate_pushed_total"), 0.0);
+    assert_eq!(value("phigate_push_retries_total"), 2.0);
+    assert_eq!(value("phigate_dead_total"), 2.0);
+
+    assert_eq!(depth(&metrics, "hook"), [0.0, 0.0, 2.0]);
+    assert_eq!(depth(&metrics, "puller"), [1.0, 1.0, 0.0]);
+    assert_eq!(depth(&metrics, "muted"), [0.0, 0.0, 0.0]);
+    assert_eq!(depth(&metrics, "ehr"), [0.0, 0.0, 0.0]);
+
+    // Histograms: the two 202s, and each push attempt by outcome.
+    assert_eq!(value("phigate_publish_duration_seconds_count"), 2.0);
+    assert_eq!(
+        value("phigate_publish_duration_seconds_bucket{le=\"+Inf\"}"),
+        2.0
+    );
+    assert!(value("phigate_publish_duration_seconds_sum") > 0.0);
+    let attempts = |outcome: &str| {
+        value(&format!(
+            "phigate_delivery_duration_seconds_count{{plugin=\"hook\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(attempts("retry"), 2.0);
+    assert_eq!(attempts("dead"), 2.0);
+    assert!(
+        !metrics.contains_key(
+            "phigate_delivery_duration_seconds_count{plugin=\"hook\",outcome=\"ok\"}"
+        )
+    );
+
+    // Ack the pulled one; replay the dead ones to a working endpoint.
+    let id = pulled[0]["delivery_id"].as_str().unwrap();
+    assert_eq!(gateway.ack("puller", &[id]).await, 1);
+    hook.set_behaviour(always(Reply::status(200)));
+    let dead = gateway.phigate(&["deliveries", "dead", "--plugin", "hook"]);
+    let ids: Vec<String> = String::from_utf8(dead.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let line: Value = serde_json::from_str(line).unwrap();
+            line["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let mut replay = vec!["deliveries", "replay"];
+    replay.extend(ids.iter().map(String::as_str));
+    let replayed = gateway.phigate(&replay);
+    assert_eq!(replayed.status.code(), Some(0), "{replayed:?}");
+    let metrics = eventually(Duration::from_secs(10), "the replays pushed", || async {
+        let metrics = scrape(&gateway).await;
+        let done = metrics.get("phigate_pushed_total") == Some(&2.0)
+            && depth(&metrics, "hook") == [0.0, 0.0, 0.0];
+        done.then_some(metrics)
+    })
+    .await;
+    assert_eq!(depth(&metrics, "puller"), [1.0, 0.0, 0.0]);
+    assert_eq!(
+        metrics.get("phigate_delivery_duration_seconds_count{plugin=\"hook\",outcome=\"ok\"}"),
+        Some(&2.0)
+    );
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured_up_to_retry_max() {
     let ca = TestCa::new(&folder("retry-after"));

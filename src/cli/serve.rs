@@ -216,6 +216,7 @@ async fn serve_until_stopped(config: Config) -> u8 {
     tracing::info!(address = %address, files, rules, "GatewayStarted");
 
     serve::spawn_reloader(Arc::clone(&state));
+    serve::spawn_retention(Arc::clone(&state));
     let workers = crate::delivery::Workers::start(Arc::clone(&state), push_client);
     let stopping = Arc::clone(&state);
     let shutdown = async move {

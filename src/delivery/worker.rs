@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use super::retry::{self, RetryPolicy};
 use super::{CONCURRENCY, DRAIN, IDLE_POLL, PER_ATTEMPT_TIMEOUT};
+use crate::gateway::metrics::AttemptOutcome;
 use crate::gateway::state::AppState;
 use crate::signing;
 use crate::store::{Leased, PushOutcome};
@@ -116,6 +117,7 @@ impl Attempt {
     async fn run(self, delivery: Leased, _permit: OwnedSemaphorePermit) {
         let started = std::time::Instant::now();
         let result = self.send(&delivery).await;
+        let elapsed = started.elapsed();
         let outcome = match result {
             Ok(detail) => {
                 tracing::info!(
@@ -123,7 +125,7 @@ impl Attempt {
                     delivery_id = %delivery.delivery_id,
                     message_id = %delivery.message_id,
                     attempt = delivery.attempt,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms = elapsed.as_millis() as u64,
                     "DeliveryPushed"
                 );
                 PushOutcome::Acknowledged(detail)
@@ -163,12 +165,15 @@ impl Attempt {
         };
 
         let metrics = &self.state.metrics;
-        let counter = match &outcome {
-            PushOutcome::Acknowledged(_) => &metrics.pushed,
-            PushOutcome::Retry { .. } => &metrics.push_retried,
-            PushOutcome::Dead { .. } => &metrics.dead,
+        let (counter, label) = match &outcome {
+            PushOutcome::Acknowledged(_) => (&metrics.pushed, AttemptOutcome::Ok),
+            PushOutcome::Retry { .. } => (&metrics.push_retried, AttemptOutcome::Retry),
+            PushOutcome::Dead { .. } => (&metrics.dead, AttemptOutcome::Dead),
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .delivery_latency
+            .observe(&self.plugin, label, elapsed);
 
         let recorded = self
             .state

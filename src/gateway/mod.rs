@@ -2,6 +2,7 @@
 //! needs.
 
 pub mod bootstrap;
+pub mod metrics;
 pub mod routes;
 pub mod serve;
 pub mod state;

@@ -58,20 +58,20 @@ pub fn api(
              body| async move {
                 let request = Request {
                     id: state.next_request_id(),
+                    started: Instant::now(),
                     method,
                     path: path.as_str().to_string(),
                     query,
                     headers,
                     connection,
                 };
-                let started = Instant::now();
                 let response = handle(&state, &request, body).await;
                 tracing::debug!(
                     request_id = %request.id,
                     method = %request.method,
                     path = %request.path,
                     status = response.status().as_u16(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms = request.started.elapsed().as_millis() as u64,
                     "RequestServed"
                 );
                 response
@@ -82,6 +82,8 @@ pub fn api(
 /// What a handler needs to know of a request, besides its body.
 struct Request {
     id: String,
+    /// When the request was captured, for the latency histograms.
+    started: Instant,
     method: Method,
     path: String,
     query: String,
@@ -231,7 +233,7 @@ where
             &json!({"status": "ok"}),
             &request.id,
         )),
-        Route::Metrics => Ok(metrics_response(state)),
+        Route::Metrics => Ok(metrics_response(state, request).await),
         Route::Publish => publish(state, request, body).await,
         Route::Messages(plugin) => messages(state, request, &plugin).await,
         Route::Ack(plugin) => ack(state, request, &plugin, body).await,
@@ -539,6 +541,10 @@ where
             message_id
         }
     };
+    state
+        .metrics
+        .publish_latency
+        .observe(request.started.elapsed());
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({ "id": message_id, "topic": event.topic }),
@@ -746,8 +752,21 @@ async fn audit(state: &AppState, request: &Request) -> Result<warp::reply::Respo
     ))
 }
 
-fn metrics_response(state: &AppState) -> warp::reply::Response {
-    let mut response = warp::http::Response::new(state.metrics.render().into());
+/// The counters and histograms, then the queue depth per plugin and state,
+/// read from the store now. When the store cannot be read, the gauge is
+/// left out rather than shown as zero.
+async fn metrics_response(state: &AppState, request: &Request) -> warp::reply::Response {
+    let mut text = state.metrics.render();
+    match state.store.queue_depths().await {
+        Ok(depths) => {
+            let engine = state.engine();
+            super::metrics::render_queue_depth(engine.plugin_names(), &depths, &mut text);
+        }
+        Err(error) => {
+            tracing::warn!(request_id = %request.id, error = %error, "QueueDepthUnreadable");
+        }
+    }
+    let mut response = warp::http::Response::new(text.into());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -14,6 +14,10 @@ use crate::store::{AuditKind, NewAudit};
 /// How often the rule files are looked at for changes.
 const RULE_POLL: Duration = Duration::from_secs(2);
 
+/// How often retention purges finished deliveries and old audit records
+/// (and once at start).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(60 * 60);
+
 /// Re-reads the rule set and swaps the engine in when it checks clean;
 /// otherwise the running set stays and the refusal is logged.
 pub async fn reload(state: &AppState, why: &'static str) {
@@ -133,6 +137,42 @@ pub fn spawn_reloader(state: Arc<AppState>) {
                         reload(&state, "rule files changed").await;
                     }
                 }
+            }
+        }
+    });
+}
+
+/// Purges finished deliveries older than `retention.deliveries` and audit
+/// records older than `retention.audit`, at start and every
+/// [`RETENTION_EVERY`], through the store's writer, until shutdown
+/// begins. Does nothing when both are off.
+pub fn spawn_retention(state: Arc<AppState>) {
+    let deliveries = state.config.delivery_retention;
+    let audit = state.config.audit_retention;
+    if deliveries.is_none() && audit.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            if let Some(period) = deliveries {
+                match state.store.purge_deliveries(period).await {
+                    Ok(purged) if purged.done + purged.dead > 0 => {
+                        tracing::info!(done = purged.done, dead = purged.dead, "DeliveriesPurged");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "DeliveriesNotPurged"),
+                }
+            }
+            if let Some(period) = audit {
+                match state.store.purge_audit(period).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "AuditRecordsPurged"),
+                    Err(error) => tracing::warn!(error = %error, "AuditRecordsNotPurged"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETENTION_EVERY) => {}
+                () = state.stopping() => break,
             }
         }
     });

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use super::metrics::{DeliveryHistograms, Histogram};
 use crate::auth::{Principal, Tokens};
 use crate::config::Config;
 use crate::keys::KeyRing;
@@ -129,7 +130,8 @@ fn modified(config: &Config) -> Option<SystemTime> {
         .ok()
 }
 
-/// Counters for `GET /metrics`. Labels never come from payloads.
+/// Counters and histograms for `GET /metrics` (the queue depth is read
+/// from the store when scraped). Labels never come from payloads.
 #[derive(Default)]
 pub struct Metrics {
     pub published: AtomicU64,
@@ -144,10 +146,14 @@ pub struct Metrics {
     pub dead: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// From the start of a publish request to its 202.
+    pub publish_latency: Histogram,
+    /// Push attempts, by plugin and outcome.
+    pub delivery_latency: DeliveryHistograms,
 }
 
 impl Metrics {
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition of the counters and histograms.
     pub fn render(&self) -> String {
         let counters = [
             (
@@ -203,6 +209,8 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             ));
         }
+        super::metrics::render_publish(&self.publish_latency, &mut out);
+        self.delivery_latency.render(&mut out);
         out
     }
 }

@@ -22,6 +22,11 @@
 //! or a chain recomputed from the first changed record on. An auditor who
 //! keeps the last `hash` of an earlier export (`audit export`) can check
 //! that it is still in the chain.
+//!
+//! Audit retention deletes a prefix of the chain after appending a
+//! `purged` checkpoint whose detail ([`checkpoint_detail`]) names the seq
+//! and hash of the last record deleted. A walk whose first record is not
+//! seq 1 starts from that hash, and only when such a checkpoint exists.
 
 use sha2::{Digest as _, Sha256};
 use sqlx::SqliteConnection;
@@ -139,8 +144,14 @@ pub(crate) struct Walk {
 
 impl Walk {
     pub(crate) fn new() -> Walk {
+        Walk::after(GENESIS.to_string())
+    }
+
+    /// A walk that starts after a record deleted by retention, whose hash
+    /// a `purged` checkpoint names.
+    pub(crate) fn after(prev_hash: String) -> Walk {
         Walk {
-            prev_hash: GENESIS.to_string(),
+            prev_hash,
             records: 0,
         }
     }
@@ -163,6 +174,17 @@ impl Walk {
     pub(crate) fn records(&self) -> u64 {
         self.records
     }
+}
+
+/// The detail of the `purged` checkpoint that audit retention appends
+/// before deleting every record up to `seq`, whose hash was `hash`. A
+/// walk that finds the first record's `prev_hash` is not the genesis
+/// looks for exactly this text in the chain.
+pub(crate) fn checkpoint_detail(seq: i64, hash: &str) -> String {
+    format!(
+        "audit retention: deleted every record up to seq {seq}; \
+         the chain continues from hash {hash}"
+    )
 }
 
 /// The hex SHA-256 of the record's hashed text (see the module docs).

@@ -199,10 +199,12 @@ pub enum AuditKind {
     /// An operator sent a dead delivery back to pending
     /// (`phigate deliveries replay`).
     Replayed,
+    /// Retention deleted finished deliveries (counts only).
+    Purged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 9] = [
+    pub const ALL: [AuditKind; 10] = [
         AuditKind::Ingress,
         AuditKind::Rejected,
         AuditKind::Blocked,
@@ -212,6 +214,7 @@ impl AuditKind {
         AuditKind::FilterError,
         AuditKind::RulesLoaded,
         AuditKind::Replayed,
+        AuditKind::Purged,
     ];
 
     /// The name stored and shown: `ingress`, ..., `filter_error`,
@@ -227,6 +230,7 @@ impl AuditKind {
             AuditKind::FilterError => "filter_error",
             AuditKind::RulesLoaded => "rules_loaded",
             AuditKind::Replayed => "replayed",
+            AuditKind::Purged => "purged",
         }
     }
 
@@ -287,6 +291,26 @@ pub struct Health {
     pub oldest_pending_age_s: Option<f64>,
     /// The most recent delivery error recorded for the plugin.
     pub last_error: Option<String>,
+}
+
+/// The deliveries of one plugin by state, as the `phigate_queue_depth`
+/// gauge shows them. A lease that ran out counts as pending, as in
+/// [`Health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub plugin: String,
+    pub pending: u64,
+    pub leased: u64,
+    pub dead: u64,
+}
+
+/// What a retention purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Deliveries acknowledged (pulled and acked, or pushed and answered
+    /// 2xx).
+    pub done: u64,
+    pub dead: u64,
 }
 
 /// A delivery that ran out of attempts, as `phigate deliveries dead`
@@ -559,6 +583,36 @@ impl Store {
         }
         match self.submit(Request::Replay(delivery_ids.to_vec())).await? {
             Outcome::Replayed(ids) => Ok(ids),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// Pending, leased and dead deliveries of every plugin that has any,
+    /// by plugin name. Read-only.
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        read::queue_depths(&self.inner.reads).await
+    }
+
+    /// Deletes the deliveries that finished (`done` or `dead`) more than
+    /// `older_than` ago. Pending and leased deliveries are never touched;
+    /// a replayed one counts from its new finish. When anything was deleted, a
+    /// `purged` audit record with the counts is appended in the same
+    /// transaction.
+    pub async fn purge_deliveries(&self, older_than: Duration) -> Result<Purged, StoreError> {
+        match self.submit(Request::Purge(older_than)).await? {
+            Outcome::Purged(purged) => Ok(purged),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// Deletes the audit records written more than `older_than` ago,
+    /// oldest first, after appending a `purged` checkpoint that names the
+    /// seq and hash of the last one deleted; `verify` starts the walk from
+    /// there. Returns how many were deleted. Does nothing when audit is
+    /// disabled.
+    pub async fn purge_audit(&self, older_than: Duration) -> Result<u64, StoreError> {
+        match self.submit(Request::PurgeAudit(older_than)).await? {
+            Outcome::AuditPurged(deleted) => Ok(deleted),
             _ => Err(mismatched()),
         }
     }

@@ -1,11 +1,13 @@
 //! Reads, on the pool of read-only connections. Under WAL they see the
 //! last committed state and never wait for the writer.
 
+use std::collections::BTreeMap;
+
 use sqlx::SqlitePool;
 
-use super::audit::{AuditRow, Walk, audit_columns};
+use super::audit::{AuditRow, Walk, audit_columns, checkpoint_detail};
 use super::time::Millis;
-use super::{AuditRecord, ChainReport, DeadDelivery, Health, StoreError};
+use super::{AuditRecord, ChainReport, DeadDelivery, Health, QueueDepth, StoreError};
 
 /// Audit rows read per query when walking the chain.
 const PAGE: i64 = 1_000;
@@ -51,6 +53,44 @@ pub(crate) async fn health(reads: &SqlitePool, plugin: &str) -> Result<Health, S
         oldest_pending_age_s: oldest_age.map(|age| (age.max(0.0) * 1000.0).round() / 1000.0),
         last_error: last_error.map(|(error,)| error),
     })
+}
+
+/// Open and dead deliveries by plugin, counted as [`health`] counts them.
+/// Two queries, each on a partial index (`deliveries_open`,
+/// `deliveries_dead`), so acknowledged rows are never read.
+pub(crate) async fn queue_depths(reads: &SqlitePool) -> Result<Vec<QueueDepth>, StoreError> {
+    let now = Millis::now().to_rfc3339();
+    let open: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT plugin, \
+             COALESCE(SUM(state = 'pending' OR leased_until <= ?1), 0), \
+             COALESCE(SUM(state = 'leased' AND leased_until > ?1), 0) \
+         FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY plugin",
+    )
+    .bind(&now)
+    .fetch_all(reads)
+    .await?;
+    let dead: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT plugin, COUNT(*) FROM deliveries WHERE state = 'dead' GROUP BY plugin",
+    )
+    .fetch_all(reads)
+    .await?;
+
+    let empty = |plugin: &str| QueueDepth {
+        plugin: plugin.to_string(),
+        pending: 0,
+        leased: 0,
+        dead: 0,
+    };
+    let mut depths: BTreeMap<String, QueueDepth> = BTreeMap::new();
+    for (plugin, pending, leased) in open {
+        let depth = depths.entry(plugin).or_insert_with_key(|p| empty(p));
+        depth.pending = count(pending);
+        depth.leased = count(leased);
+    }
+    for (plugin, dead) in dead {
+        depths.entry(plugin).or_insert_with_key(|p| empty(p)).dead = count(dead);
+    }
+    Ok(depths.into_values().collect())
 }
 
 /// Whether `plugin` has a delivery that a lease would hand out now. Lets
@@ -146,8 +186,32 @@ pub(crate) async fn audit_for_message(
 
 /// Walks the whole chain a page at a time. Records appended during the
 /// walk are checked too when they land on a later page.
+///
+/// When retention deleted the oldest records, the first one left must
+/// link to the hash that a `purged` checkpoint later in the chain names,
+/// with the seq just before its own; otherwise it is reported broken.
 pub(crate) async fn check_chain(reads: &SqlitePool) -> Result<ChainReport, StoreError> {
-    let mut walk = Walk::new();
+    let first = page(reads, 0, 1).await?;
+    let mut walk = match first.first() {
+        Some(row) if row.seq != 1 => {
+            let detail = checkpoint_detail(row.seq - 1, &row.prev_hash);
+            let checkpoint: Option<(i64,)> = sqlx::query_as(
+                "SELECT seq FROM audit WHERE kind = 'purged' AND detail = ? AND seq >= ? LIMIT 1",
+            )
+            .bind(&detail)
+            .bind(row.seq)
+            .fetch_optional(reads)
+            .await?;
+            if checkpoint.is_none() {
+                return Ok(ChainReport {
+                    intact: 0,
+                    broken_at: Some(row.seq),
+                });
+            }
+            Walk::after(row.prev_hash.clone())
+        }
+        _ => Walk::new(),
+    };
     let mut after = 0;
     loop {
         let rows = page(reads, after, PAGE).await?;

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::audit::{self, AuditRow, Head};
 use super::time::Millis;
 use super::{
-    AuditKind, Committed, IDEMPOTENCY_WINDOW, Leased, MAX_BATCH, NewAudit, NewPublish, StoreError,
-    StoreStats,
+    AuditKind, Committed, IDEMPOTENCY_WINDOW, Leased, MAX_BATCH, NewAudit, NewPublish, Purged,
+    StoreError, StoreStats,
 };
 
 /// Rows per multi-row INSERT: about 1,000 bound values, far below
@@ -49,6 +49,10 @@ pub(crate) enum Request {
     PushSent(PushSent),
     PushFailed(PushFailed),
     Replay(Vec<String>),
+    /// Delete finished deliveries older than this (retention).
+    Purge(Duration),
+    /// Delete audit records older than this, behind a checkpoint.
+    PurgeAudit(Duration),
 }
 
 /// What a committed job produced; each request kind has its own.
@@ -61,6 +65,9 @@ pub(crate) enum Outcome {
     Changed(bool),
     /// The ids that went back to pending.
     Replayed(Vec<String>),
+    Purged(Purged),
+    /// Audit records deleted.
+    AuditPurged(u64),
 }
 
 /// A publish with ids drawn and JSON serialized, done by the caller so
@@ -329,7 +336,7 @@ impl Writer {
                 }
                 Request::Ack(request) => {
                     rows.flush(&mut tx, &mut chain, &at).await?;
-                    let acked = ack(&mut tx, &request).await?;
+                    let acked = ack(&mut tx, &request, &at).await?;
                     let count = acked.len() as u64;
                     rows.audit.extend(acked.into_iter().map(processed));
                     Outcome::Acked(count)
@@ -343,7 +350,7 @@ impl Writer {
                 }
                 Request::PushSent(sent) => {
                     rows.flush(&mut tx, &mut chain, &at).await?;
-                    let done = push_sent(&mut tx, &sent).await?;
+                    let done = push_sent(&mut tx, &sent, &at).await?;
                     let changed = done.is_some();
                     rows.audit.extend(done.map(|row| pushed(row, &sent)));
                     Outcome::Changed(changed)
@@ -363,6 +370,24 @@ impl Writer {
                     let replayed_ids = replayed.iter().map(|row| row.id.clone()).collect();
                     rows.audit.extend(replayed.into_iter().map(replayed_audit));
                     Outcome::Replayed(replayed_ids)
+                }
+                Request::Purge(older_than) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let cutoff = now.minus(older_than).to_rfc3339();
+                    let purged = purge_finished(&mut tx, &cutoff).await?;
+                    if purged != Purged::default() {
+                        rows.audit.push(purged_audit(purged, &cutoff));
+                    }
+                    Outcome::Purged(purged)
+                }
+                Request::PurgeAudit(older_than) => {
+                    rows.flush(&mut tx, &mut chain, &at).await?;
+                    let cutoff = now.minus(older_than).to_rfc3339();
+                    let deleted = match chain.as_mut() {
+                        Some(head) => purge_audit(&mut tx, head, &cutoff, &at).await?,
+                        None => 0,
+                    };
+                    Outcome::AuditPurged(deleted)
                 }
             };
             outcomes.push(outcome);
@@ -645,14 +670,17 @@ struct AckedRow {
 async fn ack(
     conn: &mut SqliteConnection,
     request: &AckRequest,
+    at: &str,
 ) -> Result<Vec<AckedRow>, sqlx::Error> {
     let mut acked = Vec::new();
     for chunk in request.delivery_ids.chunks(IDS_PER_STATEMENT) {
         // Found by id; the `+` keep SQLite from walking the plugin's whole
         // backlog in the `deliveries_open` index instead.
         let mut query = QueryBuilder::<Sqlite>::new(
-            "UPDATE deliveries SET state = 'done', leased_until = NULL WHERE id IN (",
+            "UPDATE deliveries SET state = 'done', leased_until = NULL, finished_at = ",
         );
+        query.push_bind(at.to_string());
+        query.push(" WHERE id IN (");
         let mut ids = query.separated(", ");
         for id in chunk {
             ids.push_bind(id.clone());
@@ -715,14 +743,16 @@ struct ChangedRow {
 async fn push_sent(
     conn: &mut SqliteConnection,
     sent: &PushSent,
+    at: &str,
 ) -> Result<Option<ChangedRow>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE deliveries SET state = 'done', leased_until = NULL \
+        "UPDATE deliveries SET state = 'done', leased_until = NULL, finished_at = ?3 \
          WHERE id = ?1 AND +plugin = ?2 AND +state = 'leased' AND push = 1 \
          RETURNING id, message_id, topic, publisher, plugin, attempt",
     )
     .bind(&sent.delivery_id)
     .bind(&sent.plugin)
+    .bind(at)
     .fetch_optional(conn)
     .await
 }
@@ -739,7 +769,8 @@ async fn push_failed(
     sqlx::query_as(
         "UPDATE deliveries \
          SET state = ?1, next_attempt_at = ?2, leased_until = NULL, \
-             last_error = ?3, last_error_at = ?4 \
+             last_error = ?3, last_error_at = ?4, \
+             finished_at = CASE WHEN ?1 = 'dead' THEN ?4 END \
          WHERE id = ?5 AND +plugin = ?6 AND +state = 'leased' AND push = 1 \
          RETURNING id, message_id, topic, publisher, plugin, attempt",
     )
@@ -763,7 +794,7 @@ async fn replay(
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "UPDATE deliveries SET state = 'pending', attempt = 0, leased_until = NULL, \
-             next_attempt_at = CASE WHEN push = 1 THEN ",
+             finished_at = NULL, next_attempt_at = CASE WHEN push = 1 THEN ",
         );
         query.push_bind(now.to_rfc3339());
         query.push(" END WHERE id IN (");
@@ -779,6 +810,108 @@ async fn replay(
         replayed.extend(rows);
     }
     Ok(replayed)
+}
+
+/// Deletes the `done` and `dead` deliveries that finished before
+/// `cutoff`. Open deliveries are never matched: the state is part of the
+/// condition. The `state IN (...)` term repeats the partial index's
+/// condition, so that SQLite can walk `deliveries_finished`.
+async fn purge_finished(conn: &mut SqliteConnection, cutoff: &str) -> Result<Purged, sqlx::Error> {
+    let mut purged = Purged::default();
+    let statements = [
+        (
+            "DELETE FROM deliveries WHERE state IN ('done', 'dead') AND finished_at < ?1 \
+             AND state = 'done'",
+            &mut purged.done,
+        ),
+        (
+            "DELETE FROM deliveries WHERE state IN ('done', 'dead') AND finished_at < ?1 \
+             AND state = 'dead'",
+            &mut purged.dead,
+        ),
+    ];
+    for (sql, count) in statements {
+        *count = sqlx::query(sql)
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(purged)
+}
+
+/// Deletes every audit record up to the last one written before
+/// `cutoff`, after appending the `purged` checkpoint that names that
+/// record's seq and hash, so that a walk of what is left can start there
+/// (see `read::check_chain`). The checkpoint is never among the deleted.
+/// The trigger refuses the DELETE unless `audit_purge` permits it, which
+/// only this transaction does, and only until it ends.
+async fn purge_audit(
+    conn: &mut SqliteConnection,
+    head: &mut Head,
+    cutoff: &str,
+    at: &str,
+) -> Result<u64, sqlx::Error> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit WHERE at < ? ORDER BY seq DESC LIMIT 1")
+            .bind(cutoff)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((upto, hash)) = last else {
+        return Ok(0);
+    };
+    // Only the checkpoint itself would go: nothing worth a new record.
+    let (oldest,): (i64,) = sqlx::query_as("SELECT MIN(seq) FROM audit")
+        .fetch_one(&mut *conn)
+        .await?;
+    let (kind,): (String,) = sqlx::query_as("SELECT kind FROM audit WHERE seq = ?")
+        .bind(upto)
+        .fetch_one(&mut *conn)
+        .await?;
+    if oldest == upto && kind == AuditKind::Purged.as_str() {
+        return Ok(0);
+    }
+
+    let checkpoint = NewAudit {
+        kind: AuditKind::Purged,
+        message_id: None,
+        topic: None,
+        publisher: None,
+        subscriber: None,
+        rules: Vec::new(),
+        detail: audit::checkpoint_detail(upto, &hash),
+    };
+    insert_audit(conn, &[head.seal(at, checkpoint)]).await?;
+
+    sqlx::query("INSERT INTO audit_purge (upto) VALUES (?)")
+        .bind(upto)
+        .execute(&mut *conn)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM audit WHERE seq <= ?")
+        .bind(upto)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM audit_purge")
+        .execute(&mut *conn)
+        .await?;
+    Ok(deleted)
+}
+
+/// The record of a purge: counts and the cutoff, no ids and no values.
+fn purged_audit(purged: Purged, cutoff: &str) -> NewAudit {
+    NewAudit {
+        kind: AuditKind::Purged,
+        message_id: None,
+        topic: None,
+        publisher: None,
+        subscriber: None,
+        rules: Vec::new(),
+        detail: format!(
+            "retention: deleted {} delivered and {} dead deliveries finished before {cutoff}",
+            purged.done, purged.dead
+        ),
+    }
 }
 
 fn pushed(row: ChangedRow, sent: &PushSent) -> NewAudit {

@@ -1,6 +1,6 @@
 //! SPEC §6 delivery: accepted means stored (SIGKILL, SIGTERM), pull
-//! exactly once per ack, leases, idempotency keys, and what the outbox
-//! holds.
+//! exactly once per ack, leases, idempotency keys, what the outbox
+//! holds, and how long it keeps finished deliveries (retention).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use crate::harness::{Gateway, admission};
+use crate::harness::{Gateway, admission, eventually};
 
 #[tokio::test]
 async fn an_event_answered_202_survives_a_sigkill_right_after() {
@@ -340,4 +340,51 @@ async fn the_outbox_holds_each_recipients_transformed_payload() {
             .starts_with("hmac:v1:")
     );
     assert!(analytics.get("name").is_none());
+}
+
+#[tokio::test]
+async fn retention_purges_acknowledged_deliveries_and_old_audit_at_start() {
+    let retention = "[retention]\ndeliveries = \"1s\"\naudit = \"1s\"\n";
+    let mut gateway = Gateway::start("retention", retention).await;
+    let id = gateway.accepted("ehr", &admission("9C"), None).await;
+    let pulled = gateway.pull("scheduler", 10, 0.0).await;
+    let delivery_id = pulled[0]["delivery_id"].as_str().unwrap();
+    assert_eq!(gateway.ack("scheduler", &[delivery_id]).await, 1);
+
+    // Acknowledged more than a second ago; `analytics` never pulled its
+    // copy, which stays however old it is.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    gateway.terminate();
+    gateway.restart().await;
+
+    // The start-up purges run beside the listener: wait for both
+    // records, the deliveries' and the audit's checkpoint.
+    let purged: Vec<String> = eventually(Duration::from_secs(5), "two purged records", || async {
+        let records = gateway.audit().await;
+        let purged: Vec<String> = records
+            .iter()
+            .filter(|r| r["kind"] == "purged")
+            .map(|r| r["detail"].as_str().unwrap().to_string())
+            .collect();
+        (purged.len() == 2).then_some(purged)
+    })
+    .await;
+    assert!(
+        purged[0].starts_with("retention: deleted 1 delivered and 0 dead deliveries"),
+        "{purged:?}"
+    );
+    assert!(
+        purged[1].starts_with("audit retention: deleted every record up to seq "),
+        "{purged:?}"
+    );
+    let records = gateway.audit().await;
+    assert!(
+        records.iter().all(|r| r["message_id"] != id.as_str()),
+        "the event's records were more than a second old: {records:#?}"
+    );
+    let analytics = gateway.pull("analytics", 10, 0.0).await;
+    assert_eq!(analytics.len(), 1);
+    assert_eq!(analytics[0]["message_id"], id.as_str());
+    let verify = gateway.phigate(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{verify:?}");
 }
