@@ -213,16 +213,23 @@ async fn a_500_is_retried_with_the_same_id_then_dead_and_replay_delivers_it() {
     assert_eq!(attempts, ["1", "2", "3"]);
 
     // Backoff: each wait at least `retry_base`, at most its ceiling
-    // (100 ms, then 200 ms), plus scheduling slack.
-    for (n, pair) in seen.windows(2).enumerate() {
-        let gap = pair[1].at - pair[0].at;
+    // (100 ms, then 200 ms), plus scheduling slack; and the waits grow.
+    let gaps: Vec<Duration> = seen
+        .windows(2)
+        .map(|pair| pair[1].at - pair[0].at)
+        .collect();
+    for (n, gap) in gaps.iter().enumerate() {
         let ceiling = Duration::from_millis(100 << n);
-        assert!(gap >= Duration::from_millis(95), "gap {n}: {gap:?}");
+        assert!(*gap >= Duration::from_millis(95), "gap {n}: {gap:?}");
         assert!(
-            gap <= ceiling + Duration::from_millis(400),
+            *gap <= ceiling + Duration::from_millis(400),
             "gap {n}: {gap:?}"
         );
     }
+    assert!(
+        gaps[1] + Duration::from_millis(50) >= gaps[0],
+        "the second wait is not shorter than the first: {gaps:?}"
+    );
 
     let dead_health = eventually(Duration::from_secs(5), "the delivery dead", || async {
         let health = health(&gateway, "hook").await;

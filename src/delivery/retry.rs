@@ -1,6 +1,8 @@
-//! When a failed push is tried again: exponential backoff with full
-//! jitter, a floor of `retry_base`, a ceiling of `retry_max`, and the
-//! endpoint's `Retry-After` when it gives one.
+//! When a failed push is tried again: exponential backoff with jitter, a
+//! floor of `retry_base`, a ceiling of `retry_max`, and the endpoint's
+//! `Retry-After` when it gives one. Each wait is drawn between the
+//! previous attempt's ceiling and this one's, so waits never shrink from
+//! one attempt to the next while still spreading retries out.
 
 use std::time::Duration;
 
@@ -24,13 +26,19 @@ impl RetryPolicy {
     }
 
     /// The wait after failed attempt `attempt`, given `unit`, a random
-    /// number in `[0, 1)`: uniform between `base` and [`Self::ceiling`]
-    /// ("full jitter" above the floor), so that endpoints recovering from
-    /// an outage are not hit by every retry at once.
+    /// number in `[0, 1)`: uniform between the previous attempt's ceiling
+    /// (`base` for the first) and this attempt's [`Self::ceiling`], so
+    /// that endpoints recovering from an outage are not hit by every retry
+    /// at once, and no wait is shorter than the one before it.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
-        let spread = ceiling.saturating_sub(self.base);
-        self.base + spread.mul_f64(unit.clamp(0.0, 1.0))
+        let floor = if attempt <= 1 {
+            self.base
+        } else {
+            self.ceiling(attempt - 1)
+        };
+        let spread = ceiling.saturating_sub(floor);
+        floor + spread.mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// The wait an endpoint asked for, at most `max`.
@@ -73,6 +81,21 @@ mod tests {
     }
 
     #[test]
+    fn delays_never_shrink_from_one_attempt_to_the_next() {
+        let units = [0.0, 0.3, 0.999_999];
+        for attempt in 1..=8 {
+            for earlier in units {
+                for later in units {
+                    assert!(
+                        POLICY.delay(attempt + 1, later) >= POLICY.delay(attempt, earlier),
+                        "{attempt}: {earlier} then {later}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn delays_stay_between_base_and_the_ceiling() {
         for attempt in 1..=8 {
             for unit in [0.0, 0.25, 0.999_999, 1.5, -1.0] {
@@ -81,7 +104,8 @@ mod tests {
                 assert!(delay <= POLICY.ceiling(attempt), "{attempt} {unit}");
             }
         }
-        assert_eq!(POLICY.delay(3, 0.5), Duration::from_millis(250));
+        // Attempt 3 draws between the ceilings of attempts 2 and 3.
+        assert_eq!(POLICY.delay(3, 0.5), Duration::from_millis(300));
     }
 
     #[test]
