@@ -36,29 +36,11 @@ pub enum AuditCommand {
 /// Exit codes: 0 intact (or exported), 1 a broken chain, 2 no
 /// configuration, no database, or a database that cannot be read.
 pub fn run(config_arg: Option<&Path>, args: AuditArgs) -> u8 {
-    let config = match super::configuration(config_arg) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_USAGE;
-        }
+    let (config, runtime) = match super::database_command(config_arg) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let database = config.database;
-    if !database.is_file() {
-        eprintln!("error: no database at {}", database.display());
-        eprintln!("help: `phigate serve` creates it; check `storage.url` in the configuration");
-        return EXIT_USAGE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return EXIT_USAGE;
-        }
-    };
 
     runtime.block_on(async {
         let store = match Store::open_read_only(&database).await {

@@ -41,29 +41,11 @@ pub enum DeliveriesCommand {
 /// Exit codes: 0 done, 1 an id that is unknown or not dead (the others
 /// are replayed), 2 no configuration or database, or storage failed.
 pub fn run(config_arg: Option<&Path>, args: DeliveriesArgs) -> u8 {
-    let config = match super::configuration(config_arg) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_USAGE;
-        }
+    let (config, runtime) = match super::database_command(config_arg) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let database = config.database;
-    if !database.is_file() {
-        eprintln!("error: no database at {}", database.display());
-        eprintln!("help: `phigate serve` creates it; check `storage.url` in the configuration");
-        return EXIT_USAGE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return EXIT_USAGE;
-        }
-    };
 
     runtime.block_on(async {
         let store = match &args.command {

@@ -177,3 +177,28 @@ impl RuleContext {
         })
     }
 }
+
+/// For commands that work on an existing database (`audit`,
+/// `deliveries`): the configuration, whose database must exist, and a
+/// single-threaded runtime. On failure, says why and gives the exit code.
+pub(crate) fn database_command(
+    config_arg: Option<&Path>,
+) -> Result<(Config, tokio::runtime::Runtime), u8> {
+    let config = configuration(config_arg).map_err(|message| {
+        eprintln!("{message}");
+        EXIT_USAGE
+    })?;
+    if !config.database.is_file() {
+        eprintln!("error: no database at {}", config.database.display());
+        eprintln!("help: `phigate serve` creates it; check `storage.url` in the configuration");
+        return Err(EXIT_USAGE);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            EXIT_USAGE
+        })?;
+    Ok((config, runtime))
+}
