@@ -628,28 +628,60 @@ async fn insert_audit(conn: &mut SqliteConnection, rows: &[AuditRow]) -> Result<
 
 /// Leases the oldest deliveries of a pull plugin that are pending or
 /// whose lease ran out, in one UPDATE.
+const PULL_LEASE: &str = "UPDATE deliveries \
+     SET state = 'leased', attempt = attempt + 1, leased_until = ?1 \
+     WHERE seq IN ( \
+         SELECT seq FROM deliveries \
+         WHERE plugin = ?2 AND push = 0 AND state IN ('pending', 'leased') \
+           AND (state = 'pending' OR leased_until <= ?3) \
+         ORDER BY seq LIMIT ?4) \
+     RETURNING seq, id, message_id, topic, publisher, attributes, payload, attempt, \
+               published_at";
+
+/// Leases the oldest push deliveries of a plugin that are due: pending
+/// with `next_attempt_at` passed, or leased (in flight) by a gateway that
+/// stopped before it answered, once that lease ran out.
+const PUSH_LEASE: &str = "UPDATE deliveries \
+     SET state = 'leased', attempt = attempt + 1, leased_until = ?1 \
+     WHERE seq IN ( \
+         SELECT seq FROM deliveries \
+         WHERE plugin = ?2 AND push = 1 AND state IN ('pending', 'leased') \
+           AND ((state = 'pending' AND next_attempt_at <= ?3) \
+                OR (state = 'leased' AND leased_until <= ?3)) \
+         ORDER BY seq LIMIT ?4) \
+     RETURNING seq, id, message_id, topic, publisher, attributes, payload, attempt, \
+               published_at";
+
 async fn lease(
     conn: &mut SqliteConnection,
     request: &LeaseRequest,
     now: Millis,
 ) -> Result<Vec<LeasedRow>, sqlx::Error> {
-    let mut rows: Vec<LeasedRow> = sqlx::query_as(
-        "UPDATE deliveries \
-         SET state = 'leased', attempt = attempt + 1, leased_until = ?1 \
-         WHERE seq IN ( \
-             SELECT seq FROM deliveries \
-             WHERE plugin = ?2 AND push = 0 AND state IN ('pending', 'leased') \
-               AND (state = 'pending' OR leased_until <= ?3) \
-             ORDER BY seq LIMIT ?4) \
-         RETURNING seq, id, message_id, topic, publisher, attributes, payload, attempt, \
-                   published_at",
-    )
-    .bind(now.plus(request.lease).to_rfc3339())
-    .bind(&request.plugin)
-    .bind(now.to_rfc3339())
-    .bind(i64::from(request.max))
-    .fetch_all(conn)
-    .await?;
+    lease_with(conn, PULL_LEASE, request, now).await
+}
+
+async fn push_lease(
+    conn: &mut SqliteConnection,
+    request: &LeaseRequest,
+    now: Millis,
+) -> Result<Vec<LeasedRow>, sqlx::Error> {
+    lease_with(conn, PUSH_LEASE, request, now).await
+}
+
+/// Runs one of the lease statements above for `request`.
+async fn lease_with(
+    conn: &mut SqliteConnection,
+    statement: &'static str,
+    request: &LeaseRequest,
+    now: Millis,
+) -> Result<Vec<LeasedRow>, sqlx::Error> {
+    let mut rows: Vec<LeasedRow> = sqlx::query_as(statement)
+        .bind(now.plus(request.lease).to_rfc3339())
+        .bind(&request.plugin)
+        .bind(now.to_rfc3339())
+        .bind(i64::from(request.max))
+        .fetch_all(conn)
+        .await?;
 
     // RETURNING does not promise an order.
     rows.sort_unstable_by_key(|row| row.seq);
@@ -697,36 +729,6 @@ async fn ack(
     // RETURNING does not promise an order; records follow the outbox's.
     acked.sort_unstable_by_key(|row| row.seq);
     Ok(acked)
-}
-
-/// Leases the oldest push deliveries of a plugin that are due: pending
-/// with `next_attempt_at` passed, or leased (in flight) by a gateway that
-/// stopped before it answered, once that lease ran out.
-async fn push_lease(
-    conn: &mut SqliteConnection,
-    request: &LeaseRequest,
-    now: Millis,
-) -> Result<Vec<LeasedRow>, sqlx::Error> {
-    let mut rows: Vec<LeasedRow> = sqlx::query_as(
-        "UPDATE deliveries \
-         SET state = 'leased', attempt = attempt + 1, leased_until = ?1 \
-         WHERE seq IN ( \
-             SELECT seq FROM deliveries \
-             WHERE plugin = ?2 AND push = 1 AND state IN ('pending', 'leased') \
-               AND ((state = 'pending' AND next_attempt_at <= ?3) \
-                    OR (state = 'leased' AND leased_until <= ?3)) \
-             ORDER BY seq LIMIT ?4) \
-         RETURNING seq, id, message_id, topic, publisher, attributes, payload, attempt, \
-                   published_at",
-    )
-    .bind(now.plus(request.lease).to_rfc3339())
-    .bind(&request.plugin)
-    .bind(now.to_rfc3339())
-    .bind(i64::from(request.max))
-    .fetch_all(conn)
-    .await?;
-    rows.sort_unstable_by_key(|row| row.seq);
-    Ok(rows)
 }
 
 /// A delivery that a push attempt, or a replay, changed.
